@@ -1,0 +1,1 @@
+"""Scripts that measure attnas and write benchmarks/RESULTS.md (each script owns one section)."""

@@ -1,0 +1,2 @@
+"""Cells as PyTorch modules: one module per operation, `build(spec, channels)`, backbones, insertion, FLOPs and
+parameter accounting, and export of a cell as standalone source."""

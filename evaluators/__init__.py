@@ -1,0 +1,1 @@
+"""Scoring a cell: data (synthetic spatiotemporal tasks, real video folders) and the proxy trainer."""

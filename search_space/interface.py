@@ -1,0 +1,67 @@
+"""The small interface controllers use to talk to a search space.
+
+Controllers never look inside a cell: they sample, mutate, test membership, hash, encode and serialise through
+this interface, so any space implementing it (attnas's own `SearchSpace`, or an adapter for a published benchmark
+such as NAS-Bench-201) can be searched by every controller unchanged.
+
+Cells are opaque to controllers except for three promises: `hash(cell)` is a string that is equal for equal cells,
+`to_data(cell)` is JSON-serialisable and `from_data(to_data(cell))` gives the same cell back.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+class Space(abc.ABC):
+    """A space of candidate architectures, as the controllers see it."""
+
+    #: a short name, recorded in the history next to each trial
+    name: str = "space"
+
+    @abc.abstractmethod
+    def sample(self, rng: np.random.Generator) -> Any:
+        """Draw a cell from the space, using only `rng` for randomness."""
+
+    @abc.abstractmethod
+    def mutate(self, cell: Any, rng: np.random.Generator) -> Any:
+        """Return a different cell of the space one edit away from `cell` (an op, attribute or edge changed, or a
+        node added or removed, as the space allows)."""
+
+    @abc.abstractmethod
+    def contains(self, cell: Any) -> bool:
+        """Whether `cell` is a valid member of this space."""
+
+    @abc.abstractmethod
+    def hash(self, cell: Any) -> str:
+        """The cell's canonical hash: equal for cells that are the same architecture, however they are written."""
+
+    @abc.abstractmethod
+    def vector_cardinalities(self) -> Sequence[int]:
+        """The number of categories of each entry of `encode_vector` (entries are integers 0..cardinality-1)."""
+
+    @abc.abstractmethod
+    def encode_vector(self, cell: Any) -> np.ndarray:
+        """A fixed-length integer vector describing the cell, for TPE- and GP-style models over flat inputs."""
+
+    @abc.abstractmethod
+    def decode_vector(self, vector: Sequence[int]) -> Any:
+        """The cell a vector describes; raises `SpecError` when the vector describes no valid cell of the space."""
+
+    @abc.abstractmethod
+    def wl_features(self, cell: Any) -> Mapping[str, int]:
+        """A bag of Weisfeiler-Lehman subtree features (label -> count), for graph-kernel surrogates."""
+
+    @abc.abstractmethod
+    def to_data(self, cell: Any) -> Any:
+        """The cell as JSON-serialisable data, for histories and state dicts."""
+
+    @abc.abstractmethod
+    def from_data(self, data: Any) -> Any:
+        """The inverse of `to_data`."""
+
+    def size(self) -> int | None:
+        """The number of distinct cells, when known exactly; None otherwise."""
+        return None

@@ -1,0 +1,60 @@
+"""Reading and writing the YAML that specs, spaces and experiments are written in, safely and with clear errors."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from search_space.errors import SpecError
+
+MAX_YAML_BYTES = 1 << 20
+
+
+def load_yaml(path_or_text: str | os.PathLike, *, source: str | None = None) -> tuple[Any, str]:
+    """Parse a YAML file (or YAML text) with `yaml.safe_load`; return the data and a name for error messages.
+
+    Anything that is not plain, reasonably sized YAML becomes a one-line `SpecError` naming the file.
+    """
+    text, where = _read(path_or_text, source)
+    if len(text) > MAX_YAML_BYTES:
+        raise SpecError(f"{where}: {len(text)} bytes is too large for a YAML spec (at most {MAX_YAML_BYTES})")
+    try:
+        return yaml.safe_load(text), where
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{where}: not valid YAML: {error.problem or error.context}{position}") from None
+    except yaml.YAMLError as error:
+        raise SpecError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
+    except RecursionError:
+        raise SpecError(f"{where}: YAML nested too deeply") from None
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+
+
+def _read(path_or_text: str | os.PathLike, source: str | None) -> tuple[str, str]:
+    is_path = isinstance(path_or_text, os.PathLike) or (
+        isinstance(path_or_text, str) and "\n" not in path_or_text
+        and path_or_text.endswith((".yaml", ".yml", ".json"))
+    )
+    if not is_path:
+        return str(path_or_text), source or "YAML text"
+    path = os.fspath(path_or_text)
+    where = source or path
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_YAML_BYTES:
+            raise SpecError(f"{where}: {size} bytes is too large for a YAML spec (at most {MAX_YAML_BYTES})")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(), where
+    except FileNotFoundError:
+        raise SpecError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{where}: is a folder, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{where}: not UTF-8 text") from None
+    except OSError as error:
+        raise SpecError(f"{where}: cannot be read ({error.strerror})") from None
