@@ -1,5 +1,7 @@
 """Writing one benchmark's section of benchmarks/RESULTS.md, leaving the other sections as they are.
 
+Benchmarks run from the repository root as modules: `python -m benchmarks.NAME [--quick]`.
+
 Each section is delimited by HTML comments naming it, so scripts can be re-run in any order.
 """
 from __future__ import annotations
@@ -32,8 +34,8 @@ def machine() -> str:
 def command() -> str:
     """The command line that ran this script, as a user would type it."""
     argv = list(sys.argv)
-    script = os.path.relpath(argv[0]) if argv and argv[0].endswith(".py") else "-m " + argv[0]
-    return "python " + " ".join([script, *map(shlex.quote, argv[1:])])
+    module = "benchmarks." + Path(argv[0]).stem
+    return "python -m " + " ".join([module, *map(shlex.quote, argv[1:])])
 
 
 def write_section(name: str, title: str, body: str, *, reproduce: str | None = None) -> None:

@@ -6,12 +6,12 @@ from search_space.errors import AttnasError, SpecError
 from search_space.interface import Space
 from search_space.resources import space_names, space_path, zoo_names, zoo_path
 from search_space.space import SearchSpace, SpaceSize
-from search_space.spec import INPUT, CellSpec, Node
+from search_space.spec import INPUT, CellSpec, Node, unique_cells
 from search_space.vocabulary import BAG, MAP, OPERATIONS, get_operation
 
 __all__ = [
     "AttnasError", "SpecError", "Space", "SearchSpace", "SpaceSize", "CellSpec", "Node", "INPUT", "MAP", "BAG",
-    "OPERATIONS", "get_operation", "zoo_path", "zoo_names", "space_path", "space_names", "load_zoo", "load_space",
+    "OPERATIONS", "get_operation", "unique_cells", "zoo_path", "zoo_names", "space_path", "space_names", "load_zoo", "load_space",
 ]
 
 

@@ -26,7 +26,7 @@ from networkx.algorithms import isomorphism
 
 from search_space.errors import SpecError
 from search_space.interface import Space
-from search_space.spec import INPUT, CellSpec, leaves
+from search_space.spec import INPUT, CellSpec, leaves, unique_cells
 from search_space.vocabulary import BAG, MAP, OPERATIONS, Operation, get_operation
 from search_space.yaml_io import load_yaml
 
@@ -187,7 +187,7 @@ class SearchSpace(Space):
     def count(self, *, exact_limit: int = 200_000, samples: int = 20_000, seed: int = 0) -> SpaceSize:
         """The number of distinct cells: by enumeration up to `exact_limit` ordered specs, else estimated."""
         if self.ordered_count <= exact_limit:
-            distinct = _distinct(self.enumerate())
+            distinct = len(unique_cells(self.enumerate()))
             return SpaceSize(self.ordered_count, distinct, True, "enumerated every ordered spec, deduplicated "
                              "by hash and isomorphism")
         rng = np.random.default_rng(seed)
@@ -307,31 +307,43 @@ class SearchSpace(Space):
         raise SpecError(f"found no valid neighbour of cell {cell.hash} in {attempts} attempts")
 
     def _mutate_op(self, nodes: list[dict], rng) -> list[dict] | None:
-        index = rng.integers(len(nodes))
+        index = int(rng.integers(len(nodes)))
         old = nodes[index]
         ops = [op for op in self.ops if op != old["op"]]
         if not ops:
             return None
-        state_nodes = nodes[:index]
         op = _choice(rng, ops)
-        detail = self._random_detail(op, state_nodes, rng)
-        if detail is None:
-            return None
-        new = self._random_node(op, detail, state_nodes, rng, name=old["name"])
-        first_map = next((src for p, src in old["inputs"].items() if get_operation(old["op"]).ports[p] == MAP), None)
-        for port, port_type in get_operation(op).ports.items():
-            if port_type == MAP and first_map is not None:
+        first_map = next((src for p, src in old["inputs"].items() if get_operation(old["op"]).ports[p] == MAP),
+                         INPUT)
+        if op in ("gather", "distribute"):
+            # A bag is no map: the node becomes an A^2 pair, its distribute keeping the name consumers refer to.
+            if op == "gather" or not _gathers(nodes[:index]) or rng.random() < 0.5:
+                if len(nodes) >= self.max_nodes:
+                    return None
+                nodes.insert(index, self._new_gather(nodes, index, rng, x=first_map))
+                index += 1
+        new = self._random_node("distribute" if op == "gather" else op,
+                                self._random_detail("distribute" if op == "gather" else op, nodes[:index], rng),
+                                nodes[:index], rng, name=old["name"])
+        for port, port_type in get_operation(new["op"]).ports.items():
+            if port_type == MAP:
                 new["inputs"][port] = first_map
                 break
         nodes[index] = new
-        return nodes
+        return _without_orphan_gathers(nodes)
+
+    def _new_gather(self, nodes: list[dict], position: int, rng, *, x: str | None = None) -> dict:
+        taken = {n["name"] for n in nodes}
+        name = next(f"n{i}" for i in range(1, len(nodes) + 2) if f"n{i}" not in taken)
+        gather = self._random_node("gather", self._random_detail("gather", nodes[:position], rng),
+                                   nodes[:position], rng, name=name)
+        if x is not None:
+            gather["inputs"]["x"] = x
+        return gather
 
     def _random_detail(self, op: str, earlier: list[dict], rng) -> Any:
         if op == "distribute":
-            gathers = [n for n in earlier if n["op"] == "gather"]
-            if not gathers:
-                return None
-            bag = _choice(rng, gathers)
+            bag = _choice(rng, _gathers(earlier))
             consumed = any(n["op"] == "distribute" and n["inputs"]["bag"] == bag["name"] for n in earlier)
             return bag["dim"], "consumed" if consumed else "unconsumed"
         return _choice(rng, self.ops[op].dims())
@@ -379,15 +391,19 @@ class SearchSpace(Space):
             return None
         position = int(rng.integers(len(nodes) + 1))
         op = _choice(rng, list(self.ops))
-        detail = self._random_detail(op, nodes[:position], rng)
-        if detail is None:
-            return None
+        if op in ("gather", "distribute") and (op == "gather" or not _gathers(nodes[:position])):
+            # gather and distribute arrive as a pair, since a lone gather's bag would feed nothing
+            if len(nodes) + 2 > self.max_nodes:
+                return None
+            nodes.insert(position, self._new_gather(nodes, position, rng))
+            position += 1
+            op = "distribute"
         taken = {n["name"] for n in nodes}
         name = next(f"n{i}" for i in range(1, len(nodes) + 2) if f"n{i}" not in taken)
-        new = self._random_node(op, detail, nodes[:position], rng, name=name)
-        later = [(n, p) for n in nodes[position:] for p, t in get_operation(n["op"]).ports.items()
-                 if t == get_operation(op).output]
-        if later and (get_operation(op).output == BAG or rng.random() < 0.5):
+        new = self._random_node(op, self._random_detail(op, nodes[:position], rng), nodes[:position], rng,
+                                name=name)
+        later = [(n, p) for n in nodes[position:] for p, t in get_operation(n["op"]).ports.items() if t == MAP]
+        if later and rng.random() < 0.5:
             consumer, port = later[rng.integers(len(later))]
             consumer["inputs"][port] = name
         nodes.insert(position, new)
@@ -396,15 +412,7 @@ class SearchSpace(Space):
     def _mutate_remove(self, nodes: list[dict], rng) -> list[dict] | None:
         if len(nodes) <= 1:
             return None
-        index = rng.integers(len(nodes))
-        removed = nodes.pop(index)
-        ops = get_operation(removed["op"])
-        replacement = next((src for p, src in removed["inputs"].items() if ops.ports[p] == MAP), INPUT)
-        for node in nodes:
-            for port, src in node["inputs"].items():
-                if src == removed["name"]:
-                    node["inputs"][port] = replacement
-        return nodes
+        return _without_orphan_gathers(_remove(nodes, nodes[rng.integers(len(nodes))]["name"]))
 
     # ----------------------------------------------------------------------------------------- encodings
     @cached_property
@@ -508,6 +516,33 @@ def _inputs_by_kind(node) -> list[tuple[str, str]]:
 
 
 
+def _gathers(nodes: list[dict]) -> list[dict]:
+    return [n for n in nodes if n["op"] == "gather"]
+
+
+def _remove(nodes: list[dict], name: str) -> list[dict]:
+    """Remove a node; map consumers take its first map input instead, and a gather takes its distributes along."""
+    removed = next(n for n in nodes if n["name"] == name)
+    ports = get_operation(removed["op"]).ports
+    replacement = next((src for p, src in removed["inputs"].items() if ports[p] == MAP), INPUT)
+    nodes = [n for n in nodes if n is not removed]
+    distributes = []
+    for node in nodes:
+        for port, src in node["inputs"].items():
+            if src == name and get_operation(node["op"]).ports[port] == BAG:
+                distributes.append(node["name"])
+            elif src == name:
+                node["inputs"][port] = replacement
+    for distribute in distributes:
+        nodes = _remove(nodes, distribute)
+    return nodes
+
+
+def _without_orphan_gathers(nodes: list[dict]) -> list[dict]:
+    bags = {n["inputs"]["bag"] for n in nodes if n["op"] == "distribute"}
+    return [n for n in nodes if n["op"] != "gather" or n["name"] in bags]
+
+
 def _node_dicts(spec: CellSpec) -> list[dict]:
     return [{"name": n.name, "op": n.op, "inputs": dict(n.inputs), **dict(n.attrs)} for n in spec.nodes]
 
@@ -537,15 +572,6 @@ def _linear_extensions(spec: CellSpec) -> int:
                    if not placed >> i & 1 and preds[i] & placed == preds[i])
 
     return orders(0)
-
-
-def _distinct(specs: Iterator[CellSpec]) -> int:
-    by_hash: dict[str, list[CellSpec]] = {}
-    for spec in specs:
-        bucket = by_hash.setdefault(spec.hash, [])
-        if not any(spec.same_cell(other) for other in bucket):
-            bucket.append(spec)
-    return sum(len(bucket) for bucket in by_hash.values())
 
 
 def _weighted_index(rng: np.random.Generator, weights: Sequence[int]) -> int:

@@ -235,6 +235,18 @@ class CellSpec:
         return f"CellSpec({self.hash}, width={self.width}, {body}, output={list(self.output)})"
 
 
+def unique_cells(cells: Iterable[CellSpec]) -> list[CellSpec]:
+    """The distinct cells among `cells`, first occurrence kept: grouped by hash, confirmed by isomorphism."""
+    by_hash: dict[str, list[CellSpec]] = {}
+    unique = []
+    for cell in cells:
+        bucket = by_hash.setdefault(cell.hash, [])
+        if not any(cell.same_cell(other) for other in bucket):
+            bucket.append(cell)
+            unique.append(cell)
+    return unique
+
+
 def leaves(nodes: Iterable[Mapping[str, Any]]) -> list[str]:
     """The nodes no other node consumes, excluding bags: the output of a cell whose output is its sinks."""
     nodes = list(nodes)

@@ -1,0 +1,33 @@
+"""The operation vocabulary as modules, and its registry: `OPS` maps each op name of the spec to its module class;
+`create_op(name, in_channels, channels, **attributes)` builds one, raising on an unknown name."""
+from __future__ import annotations
+
+from typing import Any
+
+from cells.errors import CellBuildError
+from cells.ops.base import Operation
+from cells.ops.combine import Combine
+from cells.ops.dot_attention import DotAttention
+from cells.ops.double_attention import Distribute, Gather
+from cells.ops.grouping import from_groups, to_groups
+from cells.ops.map_attention import MapAttention
+
+OPS: dict[str, type[Operation]] = {
+    "dot_attention": DotAttention,
+    "map_attention": MapAttention,
+    "gather": Gather,
+    "distribute": Distribute,
+    "combine": Combine,
+}
+
+__all__ = ["OPS", "create_op", "Operation", "DotAttention", "MapAttention", "Gather", "Distribute", "Combine",
+           "to_groups", "from_groups"]
+
+
+def create_op(name_or_class: str | type[Operation], *args: Any, **kwargs: Any) -> Operation:
+    """Build an op module from its registered name (or its class), passing the shared argument vocabulary on."""
+    if isinstance(name_or_class, type) and issubclass(name_or_class, Operation):
+        return name_or_class(*args, **kwargs)
+    if not isinstance(name_or_class, str) or name_or_class not in OPS:
+        raise CellBuildError(f"unknown op {name_or_class!r}; known ops: {', '.join(OPS)}")
+    return OPS[name_or_class](*args, **kwargs)

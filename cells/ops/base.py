@@ -1,0 +1,72 @@
+"""`Operation`, the base of every op module, and the argument checks all ops share.
+
+Argument vocabulary (every op): `in_channels` first (an int, or {port: int} when the op's map ports differ, e.g.
+a dot_attention whose query is the cell input and whose key is another node), then `channels` (the inner width c
+every op outputs), then keyword-only attributes named as in the spec (dim, similarity, heads, gate, pooling, kernel,
+reduction, descriptors, mode).
+
+An op module holds only standard torch layers (so its state_dict keys are plain and a standalone file can rebuild
+them with nn.ModuleDict), and its forward calls a pure function `compute(layers, *inputs, **options)` written with
+torch only. cells.export copies that function verbatim, so the exported cell runs exactly the package's code.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from cells.errors import CellBuildError
+
+
+class Operation(nn.Module):
+    """An op of the vocabulary as a module.
+
+    Subclasses set `ports` (input ports in the order forward takes them), `compute` (a staticmethod: the pure
+    function forward calls, given this module as its layers) and `helpers` (other pure functions compute calls,
+    besides cells.ops.grouping), and fill `self.options` with the attributes compute takes.
+    """
+
+    ports: tuple[str, ...] = ()
+    compute: Callable
+    helpers: tuple[Callable, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.options: dict[str, Any] = {}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+
+
+def port_channels(op: str, in_channels: int | Mapping[str, int], ports: tuple[str, ...]) -> dict[str, int]:
+    """Channels of each input port: one int for all, or a mapping naming every port."""
+    if isinstance(in_channels, Mapping):
+        if set(in_channels) != set(ports):
+            raise CellBuildError(f"{op}: in_channels must name the ports {', '.join(ports)}, got "
+                                 f"{', '.join(map(str, in_channels)) or 'none'}")
+        table = {port: in_channels[port] for port in ports}
+    else:
+        table = {port: in_channels for port in ports}
+    for port, value in table.items():
+        positive_int(op, f"in_channels[{port}]" if len(ports) > 1 else "in_channels", value)
+    return table
+
+
+def positive_int(op: str, field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CellBuildError(f"{op}: {field}: expected a positive integer, got {value!r}")
+    return value
+
+
+def choice(op: str, field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise CellBuildError(f"{op}: {field}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def pointwise(in_channels: int, out_channels: int) -> nn.Conv3d:
+    """The 1x1x1 convolution every op uses to project a map (with bias, as Wang et al.'s theta/phi/g)."""
+    return nn.Conv3d(in_channels, out_channels, kernel_size=1)
+
+
+POSITION_DIMS = ("spatial", "temporal", "spatiotemporal")

@@ -1,0 +1,72 @@
+"""gather(x) -> bag and distribute(bag, x) -> map: the two steps of the A^2 double attention block (Chen et al.
+2018, Eq. 4-6), per group of positions along `dim`, always with left association: G = A B^T (c x n) first, then
+Z = G V, so memory and time are O(c n P), never the P x P matrix of the right association (Eq. 7).
+
+A bag is a tensor (N * groups, c, n): n descriptors of size c for each group, grouped as cells.ops.grouping does.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from cells.errors import CellBuildError
+from cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
+from cells.ops.grouping import from_groups, to_groups
+
+
+def compute_gather(layers, x, *, dim: str):
+    """Eq. (4): G = phi(x) softmax(theta(x))^T, the softmax over each group's positions; (groups, c, n)."""
+    a = to_groups(layers.phi(x), dim)
+    attention = torch.softmax(to_groups(layers.theta(x), dim), dim=-1)
+    return a @ attention.transpose(1, 2)
+
+
+def compute_distribute(layers, bag, x, *, dim: str):
+    """Eq. (5): Z = G softmax(rho(x)), the softmax over the n descriptors at each position; a (N, c, T, H, W) map."""
+    selection = torch.softmax(to_groups(layers.rho(x), dim), dim=1)
+    return from_groups(bag @ selection, dim, x.shape)
+
+
+class Gather(Operation):
+    """A^2 step 1: layers phi (1x1x1 conv to `channels`) and theta (1x1x1 conv to `descriptors` maps)."""
+
+    ports = ("x",)
+    compute = staticmethod(compute_gather)
+
+    def __init__(self, in_channels: int, channels: int, *, dim: str = "spatiotemporal", descriptors: int) -> None:
+        super().__init__()
+        name = "gather"
+        in_channels = port_channels(name, in_channels, self.ports)["x"]
+        positive_int(name, "channels", channels)
+        positive_int(name, "descriptors", descriptors)
+        self.options = {"dim": choice(name, "dim", dim, POSITION_DIMS)}
+        self.phi = pointwise(in_channels, channels)
+        self.theta = pointwise(in_channels, descriptors)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return compute_gather(self, x, **self.options)
+
+
+class Distribute(Operation):
+    """A^2 step 2: layer rho (1x1x1 conv of x to `descriptors` maps); the bag must hold `descriptors` descriptors
+    of size `channels` (in_channels of port bag), gathered along the same `dim`."""
+
+    ports = ("bag", "x")
+    compute = staticmethod(compute_distribute)
+
+    def __init__(self, in_channels: int | Mapping[str, int], channels: int, *, dim: str = "spatiotemporal",
+                 descriptors: int) -> None:
+        super().__init__()
+        name = "distribute"
+        ports = port_channels(name, in_channels, self.ports)
+        positive_int(name, "channels", channels)
+        positive_int(name, "descriptors", descriptors)
+        if ports["bag"] != channels:
+            raise CellBuildError(f"{name}: the bag's descriptors have {ports['bag']} channels, expected "
+                                 f"channels={channels}")
+        self.options = {"dim": choice(name, "dim", dim, POSITION_DIMS)}
+        self.rho = pointwise(ports["x"], descriptors)
+
+    def forward(self, bag: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return compute_distribute(self, bag, x, **self.options)
