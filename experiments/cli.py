@@ -1,45 +1,128 @@
-"""The `attnas` command line. Every user mistake (an `AttnasError`) ends in one line on stderr and exit code 2."""
+"""The `attnas` command line. Every user mistake (an `AttnasError`) ends in one line on stderr and exit code 2;
+a bug still prints its traceback."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from search_space.errors import AttnasError
+
+EPILOG = """examples:
+  attnas search experiments/configs/quickstart.yaml
+  attnas status quickstart
+  attnas export quickstart --best -o best_cell.py
+  attnas evaluate non_local --config experiments/configs/quickstart.yaml
+  attnas space default
+"""
+
+
+class UsageError(AttnasError):
+    """A command-line flag that does not make sense."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2, like every user mistake
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
     try:
         return args.run(args) or 0
     except AttnasError as error:
         print(f"attnas: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("attnas: interrupted; `attnas resume RUN` continues where this stopped", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="attnas",
-        description="Neural architecture search for spatiotemporal attention cells in video models.",
-    )
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parser = _Parser(prog="attnas", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Neural architecture search for spatiotemporal attention cells in video models.")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
-    search = commands.add_parser("search", help="run a search described by an experiment YAML file")
+    search = commands.add_parser("search", help="run the search an experiment YAML file describes",
+                                 description="Run a search. Results go to runs/NAME/ (history, Ray trial folders).")
     search.add_argument("config", help="experiment YAML file, e.g. experiments/configs/quickstart.yaml")
+    search.add_argument("--name", help="run name (default: the experiment's name); the run folder is runs/NAME")
+    search.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+    _cluster_flags(search)
+    search.add_argument("--storage", help="SQLAlchemy URL of the history database, e.g. "
+                                          "postgresql://user:pass@host/db (default: SQLite in the run folder)")
     search.set_defaults(run=_search)
+
+    resume = commands.add_parser("resume", help="continue a stopped search (even after kill -9)",
+                                 description="Continue a search: completed trials are kept, trials that were "
+                                             "running restart from their last checkpoint.")
+    resume.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _cluster_flags(resume)
+    resume.set_defaults(run=_resume)
+
+    status = commands.add_parser("status", help="progress of a search and a table of its best cells")
+    status.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    status.add_argument("--top", type=_positive_int, default=10, help="how many cells to list (default 10)")
+    status.set_defaults(run=_status)
+
+    export = commands.add_parser("export", help="write a trial's cell as a standalone PyTorch module, YAML or "
+                                                "torch.export program")
+    export.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="the best complete trial (the default)")
+    which.add_argument("--trial", type=_non_negative_int, metavar="N", help="trial number N (see `attnas status`)")
+    export.add_argument("--format", choices=("py", "yaml", "pt2"), default=None,
+                        help="py: standalone module needing only torch; yaml: the cell spec; pt2: torch.export "
+                             "program (default: from the file suffix of -o, else py)")
+    export.add_argument("--channels", type=_positive_int, help="input channels C of the exported module "
+                                                               "(default: where the experiment inserts the cell)")
+    export.add_argument("-o", "--output", required=True, help="file to write")
+    export.set_defaults(run=_export)
+
+    evaluate = commands.add_parser("evaluate", help="score one cell with an experiment's evaluator (no search)")
+    evaluate.add_argument("cell", help="cell YAML file, or a reference cell name (non_local, double_attention, "
+                                       "squeeze_excitation, cbam, spatial_temporal, none)")
+    evaluate.add_argument("--config", required=True, help="experiment YAML whose evaluator settings to use")
+    evaluate.add_argument("--seeds", type=_positive_int, default=1, help="repeat with this many seeds (default 1)")
+    evaluate.set_defaults(run=_evaluate)
+
+    train = commands.add_parser("train", help="train a full model with a cell on the experiment's data")
+    train.add_argument("cell", help="cell YAML file, or a reference cell name")
+    train.add_argument("--config", required=True, help="experiment YAML whose data and backbone to use")
+    train.add_argument("--epochs", type=_positive_int, help="epochs (default: 3x the experiment's proxy epochs)")
+    train.add_argument("-o", "--output", help="where to save the trained weights (.pt state dict)")
+    train.set_defaults(run=_train)
 
     space = commands.add_parser("space", help="size and summary of a search space; sample a few cells")
     space.add_argument("space", help="search-space YAML file, or a shipped space name (default, small)")
-    space.add_argument("--sample", type=_non_negative, default=3, metavar="N", help="cells to sample (default 3)")
+    space.add_argument("--sample", type=_non_negative_int, default=3, metavar="N", help="cells to sample (default 3)")
     space.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
     space.set_defaults(run=_space)
     return parser
 
 
-def _non_negative(text: str) -> int:
+def _cluster_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto); default: "
+                                          "RAY_ADDRESS, else start Ray locally")
+    parser.add_argument("--trials", type=_positive_int, metavar="N", help="trial budget (overrides budget.trials)")
+    parser.add_argument("--time", metavar="LIMIT", help="wall-time budget such as 600, 10m, 2h (overrides "
+                                                        "budget.time; no new trial starts after it)")
+    parser.add_argument("--quiet", action="store_true", help="no live progress display")
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -49,12 +132,156 @@ def _non_negative(text: str) -> int:
     return value
 
 
+# ----------------------------------------------------------------------------------------------------- search
 def _search(args: argparse.Namespace) -> int:
-    print("attnas: the search driver is not built yet (see the experiments issue); "
-          "the install path works: try `attnas space default`.", file=sys.stderr)
-    return 2
+    from experiments.config import load_experiment
+    from experiments.run_folder import create_run
+
+    config = _with_budget_flags(load_experiment(args.config), args)
+    name = args.name or config.name
+    run = create_run(name, root=args.runs_dir, storage=args.storage or config.storage)
+    history = run.history(create=True)
+    if history.trials():
+        raise UsageError(f"{run.path} already holds a search with {len(history.trials())} trials; continue it "
+                         f"with `attnas resume {run.path}` or pick another --name")
+    shutil.copyfile(args.config, run.experiment_file)
+    shutil.copyfile(config.space_path, run.space_file)
+    history.set_metadata(experiment=Path(args.config).read_text(), space=Path(config.space_path).read_text(),
+                         name=name, controller=config.controller_name)
+    return _run(config, run, args)
 
 
+def _resume(args: argparse.Namespace) -> int:
+    from experiments.config import load_experiment
+    from experiments.run_folder import open_run
+
+    run = open_run(args.run_dir)
+    _restore_files(run)
+    config = _with_budget_flags(load_experiment(str(run.experiment_file)), args)
+    return _run(config, run, args)
+
+
+def _restore_files(run) -> None:
+    """Write the experiment and space files back from the history when the run folder lacks them."""
+    metadata = run.history().metadata
+    for path, key in ((run.experiment_file, "experiment"), (run.space_file, "space")):
+        if not path.exists():
+            if key not in metadata:
+                raise AttnasError(f"{run.path}: the history holds no {key} file to resume from")
+            path.write_text(metadata[key])
+
+
+def _with_budget_flags(config, args: argparse.Namespace):
+    from dataclasses import replace
+
+    from experiments.config import parse_duration
+
+    budget = config.budget
+    if args.trials is not None:
+        budget = replace(budget, trials=args.trials)
+    if args.time is not None:
+        try:
+            parse_duration(args.time)
+        except ValueError as error:
+            raise UsageError(f"--time: {error}, got {args.time!r}") from None
+        budget = replace(budget, time=args.time)
+    return replace(config, budget=budget)
+
+
+def _run(config, run, args: argparse.Namespace) -> int:
+    from experiments.driver import run_search
+
+    summary = run_search(config, run, address=args.address, progress=False if args.quiet else None)
+    print(f"\nsearch {run.name!r}: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed "
+          f"trials in {summary.wall_time_s:.0f} s")
+    if summary.best is None:
+        print("no trial completed; see the failure reasons with `attnas status " f"{run.path}`")
+        return 1
+    best = summary.best
+    print(f"best cell {best.hash} (trial {best.number}): accuracy {best.value:.4f}")
+    _print_cell(best.cell)
+    print(f"\nrun folder: {run.path}\n  history: {run.storage}\n  Ray trials and TensorBoard logs: {run.ray_dir}")
+    print(f"\nnext:\n  attnas export {run.path} --best -o best_cell.py   # standalone PyTorch module"
+          f"\n  attnas status {run.path}"
+          f"\n  optuna-dashboard {run.storage}                     # browse the history")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------- status
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING
+    from experiments.run_folder import open_run
+
+    run = open_run(args.run_dir)
+    history = run.history()
+    records = history.trials()
+    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
+    console = Console()
+    console.print(f"run [bold]{run.name}[/] ({run.storage}): {len(records)} trials: "
+                  + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    table = Table(title=f"top {args.top} cells")
+    for column in ("trial", "hash", "accuracy", "MACs", "params", "latency ms", "wall s", "ops"):
+        table.add_column(column, justify="right" if column not in ("hash", "ops") else "left")
+    for record in history.best(args.top):
+        ops = ", ".join(f"{n['op']}/{n.get('dim', n.get('mode', ''))}" for n in record.cell.get("nodes", {}).values())
+        table.add_row(str(record.number), record.hash, f"{record.value:.4f}", _si(record.values.get("macs")),
+                      _si(record.values.get("params")), _fixed(record.values.get("latency_ms")),
+                      _fixed(record.values.get("wall_time_s")), ops)
+    console.print(table)
+    failed = [r for r in records if r.state == FAILED][-3:]
+    for record in failed:
+        console.print(f"trial {record.number} failed: {record.reason}", style="red", markup=False)
+    return 0
+
+
+def _si(value) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:.0f}"
+
+
+def _fixed(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _print_cell(cell: dict) -> None:
+    from search_space import CellSpec
+
+    print(CellSpec.from_dict(cell).to_yaml().rstrip())
+
+
+# ----------------------------------------------------------------------------------------------------- export
+def _export(args: argparse.Namespace) -> int:
+    from experiments.export import export_trial
+
+    path = export_trial(args.run_dir, trial=args.trial, output=args.output, fmt=args.format,
+                        channels=args.channels)
+    print(f"wrote {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- evaluate and train
+def _evaluate(args: argparse.Namespace) -> int:
+    from experiments.standalone import evaluate_cell
+
+    evaluate_cell(args.cell, config_path=args.config, seeds=args.seeds)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from experiments.standalone import train_cell
+
+    train_cell(args.cell, config_path=args.config, epochs=args.epochs, output=args.output)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------ space
 def _space(args: argparse.Namespace) -> int:
     import numpy as np
 

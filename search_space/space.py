@@ -436,6 +436,7 @@ class SearchSpace(Space):
         return [name for name, _ in self._vector_layout]
 
     def encode_vector(self, cell: CellSpec) -> np.ndarray:
+        self.check(cell)
         canonical = cell.canonical()
         slot_of = {node.name: i for i, node in enumerate(canonical.nodes)}
         values: dict[str, Any] = {"width": canonical.width}

@@ -23,7 +23,7 @@ import networkx as nx
 from networkx.algorithms import isomorphism
 
 from search_space.errors import SpecError
-from search_space.vocabulary import BAG, MAP, get_operation
+from search_space.vocabulary import MAP, get_operation
 from search_space.yaml_io import dump_yaml, load_yaml
 
 INPUT = "input"

@@ -189,6 +189,11 @@ def test_wl_features_separate_different_cells():
     assert fa != fb and sum(fa.values()) > len(a.nodes)
 
 
+def test_encoding_a_cell_outside_the_space_says_why():
+    with pytest.raises(SpecError, match="width 1.0 is outside the space"):
+        SPACES["small"].encode_vector(load_zoo("cbam"))
+
+
 def test_decode_rejects_invalid_vectors():
     space = SPACES["small"]
     vector = space.encode_vector(load_zoo("double_attention"))

@@ -1,0 +1,174 @@
+"""The experiment file: one YAML document describing a whole search (shared/DESIGN.md, "Search, history").
+
+    name: quickstart                    # names the run folder runs/<name>/
+    space: small                        # shipped space name, or a path relative to this file
+    controller: {name: evolution, population: 8, tournament: 3}   # name + the controller's own settings
+    objective: {metric: accuracy, budget: {macs: 2.0e8}}           # see controllers/objective.py
+    evaluator: {task: ..., epochs: 3, ...}                         # see evaluators (ProxyConfig)
+    budget: {trials: 24, time: 15m}     # stop at whichever comes first
+    concurrency: 2                      # trials at once (Ray Tune's max_concurrent_trials)
+    resources: {cpus: 1, gpus: 0}       # per trial; fractional GPUs allowed
+    early_stopping: {scheduler: asha, grace_period: 1, reduction_factor: 2}
+    storage: null                       # SQLAlchemy URL; default sqlite:///runs/<name>/history.db
+    retries: 1                          # restarts of a trial whose worker died
+    seed: 0
+
+Every error names the file and the dotted field, with a did-you-mean for unknown keys.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from experiments.schema import ConfigError, non_negative, parse, positive
+from search_space.errors import AttnasError
+from search_space.resources import space_names, space_path
+from search_space.yaml_io import load_yaml
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from a number of seconds or a text such as '90s', '10m', '2h', '1d'; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError("expected a positive duration such as 600, '90s', '10m', '2h'")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _duration_check(value: Any) -> str | None:
+    try:
+        parse_duration(value)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When the search stops: after `trials` trials or `time` of wall time, whichever comes first."""
+
+    trials: int | None = field(default=20, metadata={"check": positive})
+    time: float | str | None = field(default=None, metadata={"check": _duration_check})
+
+    @property
+    def seconds(self) -> float | None:
+        return parse_duration(self.time)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial gets from Ray: CPUs, and GPUs (fractions share a GPU between trials)."""
+
+    cpus: float = field(default=1.0, metadata={"check": positive})
+    gpus: float = field(default=0.0, metadata={"check": non_negative})
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """None, or ASHA (Li et al. 2020) stopping weak cells at rungs grace_period * reduction_factor^k epochs."""
+
+    scheduler: Literal["none", "asha"] = "none"
+    grace_period: int = field(default=1, metadata={"check": positive})
+    reduction_factor: int = field(default=2, metadata={"check": lambda v: None if v >= 2 else "expected >= 2"})
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment as read from its YAML file."""
+
+    name: str
+    space: str = "default"
+    controller: dict[str, Any] = field(default_factory=lambda: {"name": "evolution"})
+    objective: dict[str, Any] = field(default_factory=dict)
+    evaluator: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)
+    concurrency: int = field(default=1, metadata={"check": positive})
+    resources: Resources = field(default_factory=Resources)
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    storage: str | None = None
+    retries: int = field(default=1, metadata={"check": non_negative})
+    seed: int = 0
+    source: str = field(default="<experiment>", compare=False)
+
+    @property
+    def space_path(self) -> str:
+        """The search space file: a shipped name, or a path relative to the experiment file."""
+        if self.space in space_names():
+            return str(space_path(self.space))
+        candidate = Path(self.space)
+        if not candidate.is_absolute() and self.source not in ("<experiment>",):
+            candidate = Path(self.source).parent / candidate
+        return str(candidate)
+
+    @property
+    def controller_name(self) -> str:
+        return str(self.controller.get("name", "evolution"))
+
+    @property
+    def controller_settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.controller.items() if k != "name"}
+
+    def with_overrides(self, **changes: Any) -> "ExperimentConfig":
+        return replace(self, **changes)
+
+
+def load_experiment(path: str) -> ExperimentConfig:
+    """Read, validate and cross-check an experiment file; every problem is one `AttnasError` line."""
+    data, where = load_yaml(path)
+    config = parse(ExperimentConfig, data, where=where)
+    if not re.match(r"^[A-Za-z0-9_.-]+$", config.name):
+        raise ConfigError(f"{where}: name: expected letters, digits, '_', '-' or '.', got {config.name!r}")
+    config = replace(config, source=str(path))
+    validate_parts(config)
+    return config
+
+
+def validate_parts(config: ExperimentConfig) -> None:
+    """Check the sections owned by other packages (space, controller, objective, evaluator) now, not mid-run."""
+    from controllers import create_controller
+    from controllers.objective import Objective
+    from search_space import SearchSpace
+
+    where = config.source
+    if not isinstance(config.controller.get("name", "evolution"), str):
+        raise ConfigError(f"{where}: controller.name: expected a controller name")
+    try:
+        space = SearchSpace.from_yaml(config.space_path)
+    except AttnasError as error:
+        raise ConfigError(f"{where}: space: {error}") from None
+    objective = _prefixed(where, "objective", lambda: Objective.from_dict(config.objective, source="objective"))
+    _prefixed(where, "controller", lambda: create_controller(
+        config.controller_name, space=space, seed=config.seed, objective=objective, **config.controller_settings))
+    proxy_config(config.evaluator, where=where)
+
+
+def proxy_config(evaluator: dict[str, Any], *, where: str):
+    """The experiment's `evaluator:` section as the evaluator's `ProxyConfig`, checked field by field."""
+    from evaluators.config import ProxyConfig
+
+    try:
+        return parse(ProxyConfig, evaluator, where=where, path="evaluator")
+    except ConfigError:
+        raise
+    except AttnasError as error:  # ProxyConfig's own cross-field checks
+        raise ConfigError(f"{where}: evaluator: {str(error).removeprefix('proxy config: ')}") from None
+
+
+def _prefixed(where: str, section: str, build):
+    try:
+        return build()
+    except ConfigError:
+        raise
+    except AttnasError as error:
+        message = str(error)
+        if not message.startswith((f"{section}.", f"{section}:")):
+            message = f"{section}: {message}"
+        raise ConfigError(f"{where}: {message}") from None

@@ -1,0 +1,155 @@
+"""The search driver: a Ray Tune `Tuner` whose `Searcher` wraps a controller and whose trainable runs the
+evaluator (shared/DESIGN.md, "Search, history, dashboard").
+
+The driver is the only writer of the history. For every trial the searcher asks the controller for a cell, records
+a RUNNING trial in the study, receives each epoch's result (for the learning curve, and for ASHA), and on completion
+tells both the controller and the study. Trials that were running when a previous driver stopped (even by kill -9)
+are re-run first, from their last checkpoint, under the same trial number; completed trials are never re-run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from controllers import Controller, Observation, create_controller, get_controller
+from controllers.objective import Objective
+from experiments.config import ExperimentConfig, proxy_config
+from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, TrialRecord
+from experiments.run_folder import RunFolder
+from search_space import SearchSpace
+from search_space.errors import AttnasError
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """What a finished (or stopped) search leaves: counts, the best trial and the time it took."""
+
+    run: RunFolder
+    complete: int
+    failed: int
+    pruned: int
+    running: int
+    best: TrialRecord | None
+    wall_time_s: float
+
+
+def build_controller(config: ExperimentConfig, space: SearchSpace,
+                     history: History) -> tuple[Controller, list[TrialRecord]]:
+    """The controller rebuilt from the history's finished trials, and the trials that were left running."""
+    objective = Objective.from_dict(config.objective)
+    settings = dict(config.controller_settings)
+    finished, interrupted = [], []
+    for record in history.trials():
+        if record.state == RUNNING:
+            interrupted.append(record)
+        else:
+            values = {k: v for k, v in record.values.items()}
+            finished.append(Observation(trial_id=record.attrs.get("ray_trial_id", f"history-{record.number}"),
+                                        cell=space.from_data(record.cell), values=values, state=record.state))
+    if finished or interrupted:
+        cls = get_controller(config.controller_name)
+        controller = cls.from_history(space, finished, seed=config.seed, objective=objective, **settings)
+        if interrupted:
+            state = controller.state_dict()
+            state["pending"] = [{"trial_id": r.attrs.get("ray_trial_id", f"history-{r.number}"), "cell": r.cell}
+                                for r in interrupted]
+            controller.load_state_dict(state)
+    else:
+        controller = create_controller(config.controller_name, space=space, seed=config.seed, objective=objective,
+                                       **settings)
+    return controller, interrupted
+
+
+def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None = None,
+               progress: bool | None = None) -> SearchSummary:
+    """Run (or continue) the search `config` describes in `run`, until its budget is spent."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from experiments.progress import SearchProgress
+    from experiments.searcher import ControllerSearcher
+    from experiments.trainable import train_trial
+
+    started_at = time.time()
+    history = run.history(create=True)
+    space = SearchSpace.from_yaml(str(run.space_file))
+    controller, interrupted = build_controller(config, space, history)
+    evaluator = proxy_config(config.evaluator, where=config.source)
+    epochs = int(evaluator.epochs)
+    done = sum(1 for r in history.trials() if r.state != RUNNING)
+    remaining = max(0, (config.budget.trials or 10**9) - done - len(interrupted))
+    deadline = started_at + config.budget.seconds if config.budget.seconds else None
+    metric = "accuracy"
+
+    _quiet_ray()
+    _init_ray(address)
+    searcher = ControllerSearcher(controller=controller, space=space, history=history, evaluator=config.evaluator,
+                             epochs=epochs, trials=remaining, deadline=deadline, interrupted=interrupted,
+                             metric=metric)
+    if config.early_stopping.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=config.early_stopping.grace_period,
+                                  reduction_factor=config.early_stopping.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    reporter = SearchProgress(history=history, searcher=searcher, total=done + len(interrupted) + remaining,
+                              deadline=deadline, enabled=progress)
+    trainable = tune.with_resources(train_trial, {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=scheduler, metric=metric, mode="max",
+            num_samples=len(interrupted) + remaining, max_concurrent_trials=config.concurrency,
+        ),
+        run_config=tune.RunConfig(
+            name=f"tune-{int(started_at)}", storage_path=str(run.ray_dir.resolve()), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=config.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[reporter],
+        ),
+    )
+    try:
+        if len(interrupted) + remaining > 0:
+            with reporter:
+                tuner.fit()
+    finally:
+        if address is None:
+            ray.shutdown()
+    records = history.trials()
+    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
+    best = history.best(1)
+    return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
+                         running=counts[RUNNING], best=best[0] if best else None,
+                         wall_time_s=time.time() - started_at)
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": logging.ERROR, "configure_logging": True}
+    address = address or os.environ.get("RAY_ADDRESS")
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count(), **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        where = f"Ray cluster at {address}" if address else "a local Ray instance"
+        raise AttnasError(f"cannot connect to {where}: {str(error).splitlines()[0][:200]}") from None
+
+
+def _quiet_ray() -> None:
+    """Keep Ray's own console output (banners, tips, per-trial tables) out of the user's way."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="ray")

@@ -1,0 +1,204 @@
+"""The search's history: an Optuna study in an RDB (SQLite in the run folder, or any SQLAlchemy URL).
+
+Only the driver writes. Each attnas trial is one Optuna trial:
+
+- value: the objective's metric (validation top-1 by default); intermediate values: that metric per epoch;
+- params: the cell's fixed-length encoding (one categorical per entry), so Optuna's importance and
+  parallel-coordinate views work on cells;
+- user attributes: the cell spec and hash, controller, state and failure reason, multiply-adds, parameters,
+  latency, wall time, the node it ran on, the Ray trial id and its last checkpoint;
+- state: RUNNING while it trains, then COMPLETE, PRUNED (stopped early by ASHA) or FAIL.
+
+The study's own user attributes hold the experiment file and search space as text, so `resume`, `status` and
+`export` need nothing but the storage.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from search_space.errors import AttnasError
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+COMPLETE, FAILED, PRUNED, RUNNING = "complete", "failed", "pruned", "running"
+_TO_OPTUNA = {COMPLETE: TrialState.COMPLETE, FAILED: TrialState.FAIL, PRUNED: TrialState.PRUNED}
+_FROM_OPTUNA = {TrialState.COMPLETE: COMPLETE, TrialState.FAIL: FAILED, TrialState.PRUNED: PRUNED,
+                TrialState.RUNNING: RUNNING, TrialState.WAITING: RUNNING}
+STUDY_NAME = "attnas"
+METRIC_ATTRS = ("macs", "params", "latency_ms", "wall_time_s")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the history holds it."""
+
+    number: int
+    state: str
+    cell: dict
+    hash: str
+    values: dict[str, float] = field(default_factory=dict)
+    curve: list[float] = field(default_factory=list)
+    reason: str | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def value(self) -> float | None:
+        return self.values.get("accuracy")
+
+
+class History:
+    """Reads and writes a search's trials in an Optuna study (see the module docstring for the layout)."""
+
+    def __init__(self, storage: str, *, create: bool = True, metric: str = "accuracy"):
+        self.storage_url = storage
+        self.metric = metric
+        try:
+            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage))
+            if create:
+                self.study = optuna.create_study(storage=rdb, study_name=STUDY_NAME, direction="maximize",
+                                                 load_if_exists=True)
+            else:
+                self.study = optuna.load_study(storage=rdb, study_name=STUDY_NAME)
+        except KeyError:
+            raise AttnasError(f"{_redact(storage)}: holds no attnas history") from None
+        except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as error:
+            raise AttnasError(f"{_redact(storage)}: cannot open the history storage ({_first_line(error)})") \
+                from None
+        except Exception as error:  # SQLAlchemy's own errors: a bad URL, an unreachable server, a corrupt file
+            if type(error).__module__.startswith("sqlalchemy"):
+                raise AttnasError(f"{_redact(storage)}: cannot open the history storage "
+                                  f"({_first_line(error)})") from None
+            raise
+        self._open: dict[int, optuna.trial.Trial] = {}
+
+    # ------------------------------------------------------------------------------------- study metadata
+    def set_metadata(self, **values: Any) -> None:
+        for key, value in values.items():
+            self.study.set_user_attr(key, value)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self.study.user_attrs)
+
+    # --------------------------------------------------------------------------------------------- writing
+    def start(self, *, cell: dict, cell_hash: str, controller: str, encoding: Sequence[int] = (),
+              encoding_names: Sequence[str] = (), cardinalities: Sequence[int] = (), **attrs: Any) -> int:
+        """Record a trial that starts now; returns its number (the N of `attnas export --trial N`)."""
+        params = {name: int(v) for name, v in zip(encoding_names, encoding)}
+        distributions = {name: CategoricalDistribution(list(range(c)))
+                         for name, c in zip(encoding_names, cardinalities)}
+        if params:
+            self.study.enqueue_trial(params, skip_if_exists=False)
+        trial = self.study.ask(fixed_distributions=distributions)
+        for key, value in {"cell": cell, "hash": cell_hash, "controller": controller, **attrs}.items():
+            trial.set_user_attr(key, value)
+        self._open[trial.number] = trial
+        return trial.number
+
+    def set_attrs(self, number: int, **attrs: Any) -> None:
+        trial = self._trial(number)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+
+    def report(self, number: int, epoch: int, value: float) -> None:
+        """Record the metric after `epoch` (1-based) of a running trial; repeated epochs are ignored."""
+        if value is None or not math.isfinite(value):
+            return
+        trial = self._trial(number)
+        with warnings.catch_warnings():  # a repeated epoch (a trial resumed from a checkpoint) is ignored
+            warnings.simplefilter("ignore", UserWarning)
+            trial.report(float(value), step=int(epoch))
+
+    def finish(self, number: int, *, state: str, values: Mapping[str, float] | None = None,
+               reason: str | None = None, **attrs: Any) -> None:
+        """Close a trial as complete, pruned or failed, with its final values. Safe to call twice."""
+        if state not in _TO_OPTUNA:
+            raise ValueError(f"unknown trial state {state!r}")
+        values = dict(values or {})
+        trial = self._trial(number)
+        if self._frozen(number).state.is_finished():
+            self._open.pop(number, None)
+            return
+        for key in METRIC_ATTRS:
+            if key in values and values[key] is not None:
+                trial.set_user_attr(key, float(values[key]))
+        trial.set_user_attr("values", {k: float(v) for k, v in values.items() if _finite(v)})
+        if reason:
+            trial.set_user_attr("failure", reason[:2000])
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        metric = values.get(self.metric)
+        if state == COMPLETE and not _finite(metric):
+            state, reason = FAILED, reason or f"no finite {self.metric} reported"
+            trial.set_user_attr("failure", reason)
+        self.study.tell(number, float(metric) if state == COMPLETE else None, state=_TO_OPTUNA[state],
+                        skip_if_finished=True)
+        self._open.pop(number, None)
+
+    def _trial(self, number: int) -> optuna.trial.Trial:
+        if number not in self._open:
+            self._open[number] = optuna.trial.Trial(self.study, self._frozen(number)._trial_id)
+        return self._open[number]
+
+    def _frozen(self, number: int) -> optuna.trial.FrozenTrial:
+        storage = self.study._storage
+        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+
+    # --------------------------------------------------------------------------------------------- reading
+    def trials(self, states: Iterable[str] | None = None) -> list[TrialRecord]:
+        """Every trial (or those in `states`), oldest first."""
+        wanted = None if states is None else tuple({_TO_OPTUNA.get(s, TrialState.RUNNING) for s in states})
+        return [_record(t) for t in self.study.get_trials(deepcopy=False, states=wanted)]
+
+    def best(self, count: int = 1) -> list[TrialRecord]:
+        complete = [r for r in self.trials([COMPLETE]) if r.value is not None]
+        return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
+
+    def trial(self, number: int) -> TrialRecord:
+        for record in self.trials():
+            if record.number == number:
+                return record
+        raise AttnasError(f"no trial {number} in this history (trials 0..{len(self.study.trials) - 1})")
+
+
+def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+    attrs = trial.user_attrs
+    values = dict(attrs.get("values") or {})
+    curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+    return TrialRecord(number=trial.number, state=_FROM_OPTUNA.get(trial.state, FAILED), cell=attrs.get("cell", {}),
+                       hash=attrs.get("hash", ""), values=values, curve=curve, reason=attrs.get("failure"),
+                       attrs=attrs)
+
+
+def sqlite_url(path: str) -> str:
+    return f"sqlite:///{path}"
+
+
+def _engine_kwargs(storage: str) -> dict:
+    # A busy timeout lets a dashboard read while the driver writes.
+    return {"connect_args": {"timeout": 30}} if storage.startswith("sqlite") else {"pool_pre_ping": True}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

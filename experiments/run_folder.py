@@ -1,0 +1,101 @@
+"""A run folder: where one search keeps its files.
+
+    runs/<name>/
+      run.json        which storage holds the history (so `resume`, `status`, `export`, `dashboard` find it)
+      experiment.yaml the experiment file as it was when the search started
+      space.yaml      the search space as it was
+      history.db      the Optuna study (default storage; any SQLAlchemy URL instead with --storage)
+      ray/            Ray Tune's trial folders: results, checkpoints, TensorBoard event files
+
+The history is the source of truth; the copies of the experiment and space files are also stored in the study, so
+a run on PostgreSQL can be resumed from any machine that reaches the database.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.history import History, sqlite_url
+from search_space.errors import AttnasError
+
+RUNS_ROOT = "runs"
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Paths of one run, and the storage URL of its history."""
+
+    path: Path
+    storage: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def ray_dir(self) -> Path:
+        return self.path / "ray"
+
+    @property
+    def experiment_file(self) -> Path:
+        return self.path / "experiment.yaml"
+
+    @property
+    def space_file(self) -> Path:
+        return self.path / "space.yaml"
+
+    def history(self, *, create: bool = False) -> History:
+        return History(self.storage, create=create)
+
+
+def create_run(name: str, *, root: str | os.PathLike = RUNS_ROOT, storage: str | None = None) -> RunFolder:
+    """Make (or reuse, when it is the same run) the folder runs/<name>/ and record where its history lives."""
+    path = Path(root).resolve() / name
+    path.mkdir(parents=True, exist_ok=True)
+    storage = storage or sqlite_url(str(path / "history.db"))
+    existing = path / RUN_FILE
+    if existing.exists():
+        recorded = _read_run_file(existing)
+        if recorded.get("storage") != storage:
+            raise AttnasError(f"{path}: already holds a run whose history is elsewhere; use `attnas resume "
+                              f"{path}` or another --name")
+    _write_json(existing, {"name": name, "storage": storage})
+    return RunFolder(path=path, storage=storage)
+
+
+def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> RunFolder:
+    """The run given as a folder path or as a name under runs/; a one-line error if there is none."""
+    candidates = [Path(run), Path(root) / str(run)]
+    for candidate in candidates:
+        run_file = candidate / RUN_FILE
+        if run_file.is_file():
+            recorded = _read_run_file(run_file)
+            storage = recorded.get("storage")
+            if not isinstance(storage, str):
+                raise AttnasError(f"{run_file}: field 'storage': expected a storage URL")
+            return RunFolder(path=candidate.resolve(), storage=storage)
+    if Path(run).exists():
+        raise AttnasError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
+                          "`attnas search`")
+    raise AttnasError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
+
+
+def _read_run_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise AttnasError(f"{path}: unreadable run file ({error})") from None
+    if not isinstance(data, dict):
+        raise AttnasError(f"{path}: unreadable run file (expected a JSON object)")
+    return data
+
+
+def _write_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".run.", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, path)

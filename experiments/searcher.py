@@ -1,0 +1,102 @@
+"""The Ray Tune `Searcher` that lets an attnas controller drive a Tuner, recording every trial in the history."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from controllers import Controller, SpaceExhausted
+from experiments.history import COMPLETE, FAILED, PRUNED, History, TrialRecord
+from search_space.interface import Space
+
+REPORTED_VALUES = ("accuracy", "top5", "loss", "macs", "params", "latency_ms", "wall_time_s")
+
+
+class ControllerSearcher(Searcher):
+    """Ray Tune Searcher around an attnas controller; callbacks are keyed by Ray trial id and safe to call twice."""
+
+    def __init__(self, *, controller: Controller, space: Space, history: History,
+                 evaluator: dict, epochs: int, trials: int, deadline: float | None,
+                 interrupted: list[TrialRecord], metric: str):
+        super().__init__(metric=metric, mode="max")
+        self.controller = controller
+        self.space = space
+        self.history = history
+        self.evaluator = evaluator
+        self.epochs = epochs
+        self.trials = trials
+        self.deadline = deadline
+        self.interrupted = list(interrupted)
+        self.numbers: dict[str, int] = {}
+        self.cells: dict[str, Any] = {}
+        self.controller_ids: dict[str, Any] = {}
+        self.finished: set[str] = set()
+        self.started = 0
+        self.errors: dict[str, str] = {}
+        self.names = list(getattr(space, "vector_names", lambda: [])())
+        self.cardinalities = list(space.vector_cardinalities())
+
+    def suggest(self, trial_id: str):
+        if self.interrupted:
+            record = self.interrupted.pop(0)
+            cell = self.space.from_data(record.cell)
+            self._track(trial_id, record.number, cell, record.attrs.get("ray_trial_id", trial_id))
+            self.history.set_attrs(record.number, ray_trial_id=trial_id, resumed=True)
+            return self._config(record.number, cell, record.attrs.get("checkpoint"))
+        if self.started >= self.trials or (self.deadline is not None and time.time() >= self.deadline):
+            return Searcher.FINISHED
+        try:
+            cell = self.controller.propose(trial_id)
+        except SpaceExhausted:
+            return Searcher.FINISHED
+        number = self.history.start(
+            cell=self.space.to_data(cell), cell_hash=self.space.hash(cell), controller=self.controller.name,
+            encoding=[int(v) for v in self.space.encode_vector(cell)], encoding_names=self.names,
+            cardinalities=self.cardinalities, ray_trial_id=trial_id)
+        self.started += 1
+        self._track(trial_id, number, cell, trial_id)
+        return self._config(number, cell, None)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        number = self.numbers.get(trial_id)
+        if number is not None and "epoch" in result:
+            self.history.report(number, int(result["epoch"]), result.get(self.metric))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self.finished or trial_id not in self.numbers:
+            return
+        self.finished.add(trial_id)
+        result = result or {}
+        state, reason = classify(result, error=error, epochs=self.epochs,
+                                 error_message=self.errors.get(trial_id))
+        values = {k: float(result[k]) for k in REPORTED_VALUES
+                  if isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool)}
+        if state == FAILED:
+            values.pop(self.metric, None)
+        self.controller.observe(self.controller_ids[trial_id], self.cells[trial_id], values, state)
+        self.history.finish(self.numbers[trial_id], state=state, values=values, reason=reason,
+                            node=result.get("node"), epochs_done=int(result.get("epoch", 0) or 0))
+
+    def _track(self, trial_id: str, number: int, cell: Any, controller_id: Any) -> None:
+        self.numbers[trial_id] = number
+        self.cells[trial_id] = cell
+        self.controller_ids[trial_id] = controller_id
+
+    def _config(self, number: int, cell: Any, resume_from: str | None) -> dict:
+        return {"number": number, "cell": self.space.to_data(cell), "evaluator": self.evaluator,
+                "resume_from": resume_from}
+
+
+
+def classify(result: dict, *, error: bool, epochs: int,
+             error_message: str | None = None) -> tuple[str, str | None]:
+    """A finished Ray trial's attnas state: failed (raised, or the evaluator reported failure), pruned (stopped
+    by the scheduler before its last epoch) or complete."""
+    if error:
+        return FAILED, error_message or "the trial's worker raised or died (details in the run's ray/ folder)"
+    if result.get("failed"):
+        return FAILED, str(result.get("failure") or "the evaluator reported a failure")
+    if int(result.get("epoch", 0) or 0) < epochs:
+        return PRUNED, None
+    return COMPLETE, None

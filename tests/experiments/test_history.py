@@ -1,0 +1,107 @@
+"""The history store: what a trial leaves in the Optuna study, read back as the driver and CLI need it."""
+import numpy as np
+import optuna
+import pytest
+
+from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, sqlite_url
+from search_space import load_space, load_zoo
+from search_space.errors import AttnasError
+
+SPACE = load_space("small")
+
+
+def start(history, cell, **attrs):
+    return history.start(cell=cell.to_dict(), cell_hash=cell.hash, controller="random",
+                         encoding=list(SPACE.encode_vector(cell)), encoding_names=SPACE.vector_names(),
+                         cardinalities=SPACE.vector_cardinalities(), **attrs)
+
+
+@pytest.fixture
+def history(tmp_path):
+    return History(sqlite_url(str(tmp_path / "history.db")))
+
+
+def test_a_trial_round_trips(history, tmp_path):
+    cell = load_zoo("double_attention")
+    number = start(history, cell, ray_trial_id="abc_00000")
+    for epoch, accuracy in enumerate([0.5, 0.6, 0.7], start=1):
+        history.report(number, epoch, accuracy)
+    history.report(number, 3, 0.99)  # a repeated epoch is ignored
+    history.finish(number, state=COMPLETE, values={"accuracy": 0.7, "macs": 1.5e6, "params": 1200.0,
+                                                   "latency_ms": 2.5, "wall_time_s": 10.0}, node="node-1")
+    reopened = History(sqlite_url(str(tmp_path / "history.db")), create=False)
+    [record] = reopened.trials()
+    assert record.number == number and record.state == COMPLETE
+    assert record.hash == cell.hash and record.cell == cell.to_dict()
+    assert record.curve == [0.5, 0.6, 0.7]
+    assert record.value == 0.7 and record.values["macs"] == 1.5e6
+    assert record.attrs["node"] == "node-1" and record.attrs["ray_trial_id"] == "abc_00000"
+    frozen = reopened.study.trials[0]
+    assert frozen.value == 0.7
+    assert [frozen.params[n] for n in SPACE.vector_names()] == [int(v) for v in SPACE.encode_vector(cell)]
+
+
+def test_states_and_reasons(history):
+    rng = np.random.default_rng(0)
+    cells = [SPACE.sample(rng) for _ in range(4)]
+    numbers = [start(history, c) for c in cells]
+    history.finish(numbers[0], state=COMPLETE, values={"accuracy": 0.4})
+    history.report(numbers[1], 1, 0.2)
+    history.finish(numbers[1], state=PRUNED, values={"accuracy": 0.2})
+    history.finish(numbers[2], state=FAILED, reason="loss became nan at epoch 2")
+    states = {r.number: r.state for r in history.trials()}
+    assert states == {numbers[0]: COMPLETE, numbers[1]: PRUNED, numbers[2]: FAILED, numbers[3]: RUNNING}
+    assert history.trial(numbers[2]).reason == "loss became nan at epoch 2"
+    assert [r.number for r in history.trials([RUNNING])] == [numbers[3]]
+    assert [r.number for r in history.best(5)] == [numbers[0]]
+
+
+def test_complete_without_a_finite_metric_is_recorded_as_failed(history):
+    number = start(history, load_zoo("non_local"))
+    history.finish(number, state=COMPLETE, values={"accuracy": float("nan")})
+    record = history.trial(number)
+    assert record.state == FAILED and "no finite accuracy" in record.reason
+
+
+def test_finish_twice_keeps_the_first(history):
+    number = start(history, load_zoo("non_local"))
+    history.finish(number, state=COMPLETE, values={"accuracy": 0.5})
+    history.finish(number, state=COMPLETE, values={"accuracy": 0.9})
+    assert history.trial(number).value == 0.5 and history.study.trials[0].value == 0.5
+
+
+def test_a_new_driver_can_finish_a_trial_left_running(tmp_path):
+    url = sqlite_url(str(tmp_path / "history.db"))
+    first = History(url)
+    number = start(first, load_zoo("double_attention"))
+    first.report(number, 1, 0.3)
+    second = History(url, create=False)
+    second.report(number, 2, 0.4)
+    second.finish(number, state=COMPLETE, values={"accuracy": 0.45})
+    record = History(url, create=False).trial(number)
+    assert record.state == COMPLETE and record.curve == [0.3, 0.4]
+
+
+def test_metadata(history):
+    history.set_metadata(experiment="name: x\n", space="max_nodes: 1\n")
+    assert history.metadata["experiment"] == "name: x\n"
+
+
+def test_unreadable_storage_is_one_line(tmp_path):
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(AttnasError, match=r"corrupt.db: cannot open the history storage") as error:
+        History(sqlite_url(str(corrupt)))
+    assert "\n" not in str(error.value)
+
+
+def test_missing_study_is_one_line(tmp_path):
+    optuna.create_study(storage=sqlite_url(str(tmp_path / "other.db")), study_name="other")
+    with pytest.raises(AttnasError, match="holds no attnas history"):
+        History(sqlite_url(str(tmp_path / "other.db")), create=False)
+
+
+def test_bad_url_and_password_redaction():
+    with pytest.raises(AttnasError) as error:
+        History("postgresql://alice:secret@127.0.0.1:1/nodb")
+    assert "secret" not in str(error.value) and "alice:***@" in str(error.value)
