@@ -86,13 +86,14 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     metric = "accuracy"
 
     _quiet_ray()
+    owns_ray = not ray.is_initialized()
     _init_ray(address)
     searcher = ControllerSearcher(controller=controller, space=space, history=history, evaluator=config.evaluator,
                              epochs=epochs, trials=remaining, deadline=deadline, interrupted=interrupted,
                              metric=metric)
     if config.early_stopping.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=config.early_stopping.grace_period,
-                                  reduction_factor=config.early_stopping.reduction_factor)
+                                  reduction_factor=config.early_stopping.reduction_factor, stop_last_trials=False)
     else:
         scheduler = FIFOScheduler()
     reporter = SearchProgress(history=history, searcher=searcher, total=done + len(interrupted) + remaining,
@@ -103,6 +104,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         tune_config=tune.TuneConfig(
             search_alg=searcher, scheduler=scheduler, metric=metric, mode="max",
             num_samples=len(interrupted) + remaining, max_concurrent_trials=config.concurrency,
+            reuse_actors=True, trial_dirname_creator=_trial_folder, trial_name_creator=_trial_folder,
         ),
         run_config=tune.RunConfig(
             name=f"tune-{int(started_at)}", storage_path=str(run.ray_dir.resolve()), verbose=0,
@@ -116,7 +118,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
             with reporter:
                 tuner.fit()
     finally:
-        if address is None:
+        if owns_ray:
             ray.shutdown()
     records = history.trials()
     counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
@@ -124,6 +126,10 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
                          running=counts[RUNNING], best=best[0] if best else None,
                          wall_time_s=time.time() - started_at)
+
+
+def _trial_folder(trial) -> str:
+    return f"trial-{trial.config.get('number', 'x')}-{trial.trial_id}"
 
 
 def _init_ray(address: str | None) -> None:

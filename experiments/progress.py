@@ -33,6 +33,13 @@ class SearchProgress(Callback):
         self.resumed_done = sum(self.counts.values())
         self._live: Live | None = None
 
+    def __getstate__(self) -> dict:
+        # Pickled by the Tuner at start; the copy is inert (no console, history or searcher).
+        return {k: v for k, v in self.__dict__.items() if k not in ("console", "_live", "history", "searcher")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, console=None, _live=None, history=None, searcher=None)
+
     # ------------------------------------------------------------------------------------ context manager
     def __enter__(self) -> "SearchProgress":
         if self.live_display:

@@ -78,6 +78,21 @@ class ControllerSearcher(Searcher):
         self.history.finish(self.numbers[trial_id], state=state, values=values, reason=reason,
                             node=result.get("node"), epochs_done=int(result.get("epoch", 0) or 0))
 
+    def save(self, checkpoint_path: str) -> None:
+        """Ray's periodic experiment checkpoint: the controller's versioned state dict as JSON."""
+        self.controller.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.controller.restore(checkpoint_path)
+
+    def __getstate__(self) -> dict:
+        # The Tuner pickles its searcher when it starts. attnas resumes from the history, never from Ray's
+        # experiment state, so the copy keeps the plain attributes and leaves out the live controller and store.
+        return {k: v for k, v in self.__dict__.items() if k not in ("controller", "history")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, controller=None, history=None)
+
     def _track(self, trial_id: str, number: int, cell: Any, controller_id: Any) -> None:
         self.numbers[trial_id] = number
         self.cells[trial_id] = cell

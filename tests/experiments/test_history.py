@@ -105,3 +105,14 @@ def test_bad_url_and_password_redaction():
     with pytest.raises(AttnasError) as error:
         History("postgresql://alice:secret@127.0.0.1:1/nodb")
     assert "secret" not in str(error.value) and "alice:***@" in str(error.value)
+
+
+def test_history_on_a_real_postgresql_server(postgres_url):
+    history = History(postgres_url)
+    cell = load_zoo("double_attention")
+    number = start(history, cell)
+    history.report(number, 1, 0.25)
+    history.finish(number, state=COMPLETE, values={"accuracy": 0.3, "macs": 10.0})
+    [record] = History(postgres_url, create=False).trials()
+    assert record.state == COMPLETE and record.value == 0.3 and record.curve == [0.25]
+    assert record.cell == cell.to_dict()

@@ -1,0 +1,99 @@
+"""`attnas evaluate` and `attnas train`: one cell, scored or trained with an experiment's evaluator, no search."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from search_space import CellSpec, load_zoo, zoo_names
+from search_space.errors import AttnasError
+
+NO_CELL = "none"
+
+
+def resolve_cell(text: str) -> CellSpec | None:
+    """A cell from a YAML file, a reference cell's name, or None for `none` (the backbone alone)."""
+    if text == NO_CELL:
+        return None
+    if Path(text).is_file():
+        return CellSpec.from_yaml(text)
+    if text in zoo_names():
+        return load_zoo(text)
+    raise AttnasError(f"{text}: no such cell file or reference cell; reference cells: "
+                      f"{', '.join(zoo_names() + [NO_CELL])}")
+
+
+def _evaluator_settings(config_path: str):
+    from experiments.config import load_experiment, proxy_config
+
+    config = load_experiment(config_path)
+    return proxy_config(config.evaluator, where=config.source)
+
+
+def _epoch_printer(console: Console, label: str):
+    def report(epoch: int, metrics: dict) -> bool:
+        console.print(f"  {label} epoch {epoch}: top1 {metrics['top1']:.4f}  loss {metrics['loss']:.4f}")
+        return False
+    return report
+
+
+def evaluate_cell(cell: str, *, config_path: str, seeds: int = 1, console: Console | None = None) -> list:
+    """Score `cell` with the experiment's evaluator under `seeds` seeds; prints a table and returns the results."""
+    from evaluators.proxy import ProxyEvaluator
+
+    console = console or Console()
+    spec = resolve_cell(cell)
+    settings = _evaluator_settings(config_path)
+    results = []
+    for offset in range(seeds):
+        seeded = replace(settings, seed=settings.seed + offset)
+        result = ProxyEvaluator(seeded).evaluate(spec, report=_epoch_printer(console, f"seed {seeded.seed}"))
+        if result.status == "failed":
+            raise AttnasError(f"{cell}: evaluation failed: {result.reason}")
+        results.append(result)
+    table = Table(title=f"{cell} ({spec.hash if spec else 'backbone alone'})")
+    for column in ("seed", "top1", "top5", "loss", "MACs", "params", "latency ms", "wall s"):
+        table.add_column(column, justify="right")
+    for result in results:
+        table.add_row(str(result.seed), f"{result.top1:.4f}", _optional(result.top5), f"{result.loss:.4f}",
+                      f"{result.macs:,}", f"{result.params:,}", _optional(result.latency, 1000.0),
+                      f"{result.wall_time:.1f}")
+    console.print(table)
+    if len(results) > 1:
+        top1 = [r.top1 for r in results]
+        console.print(f"top1 mean {statistics.mean(top1):.4f} +/- {statistics.stdev(top1):.4f} "
+                      f"over {len(top1)} seeds")
+    return results
+
+
+def train_cell(cell: str, *, config_path: str, epochs: int | None = None, output: str | None = None,
+               console: Console | None = None):
+    """Train the experiment's model with `cell` for longer, score the held-out test split, save the weights."""
+    import torch
+
+    from evaluators.proxy import CHECKPOINT_NAME, ProxyEvaluator
+
+    console = console or Console()
+    spec = resolve_cell(cell)
+    settings = _evaluator_settings(config_path)
+    settings = replace(settings, epochs=epochs or 3 * settings.epochs)
+    with tempfile.TemporaryDirectory(prefix="attnas-train-") as work:
+        result = ProxyEvaluator(settings).evaluate(spec, report=_epoch_printer(console, "train"),
+                                                   checkpoint_dir=work, test=True)
+        if result.status == "failed":
+            raise AttnasError(f"{cell}: training failed: {result.reason}")
+        if output:
+            state = torch.load(Path(work) / CHECKPOINT_NAME, weights_only=True)
+            torch.save(state["model"], output)
+    console.print(f"{cell}: validation top1 {result.top1:.4f}, test top1 {result.test_top1:.4f} after "
+                  f"{result.epochs} epochs ({result.wall_time:.0f} s); {result.params:,} params, "
+                  f"{result.macs:,} multiply-adds per clip" + (f"; weights in {output}" if output else ""))
+    return result
+
+
+def _optional(value, scale: float = 1.0) -> str:
+    return "-" if value is None else f"{value * scale:.4f}" if scale == 1.0 else f"{value * scale:.1f}"

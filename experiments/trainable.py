@@ -1,0 +1,84 @@
+"""The Ray Tune trainable: one trial scores one cell with the proxy evaluator, on whatever the trial was given.
+
+Each epoch but the last is reported to Tune with a checkpoint (so ASHA can stop weak cells, and a trial whose worker
+dies resumes elsewhere from it). The last epoch is reported once the evaluator has finished, together with the
+costs it measures at the end (latency, wall time), so that a scheduler stopping the trial at its last epoch never
+cuts off those figures. A failed evaluation is reported as a result with `failed` set and the reason; the trainable
+itself never raises for a bad cell.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def train_trial(config: dict) -> None:
+    """Ray Tune function trainable: `config` holds the trial number, the cell as data, the evaluator settings and
+    an optional checkpoint to resume from (a trial that was running when an earlier driver stopped)."""
+    import ray
+    import torch
+    from ray import tune
+
+    from evaluators.proxy import ProxyEvaluator
+    from experiments.config import proxy_config
+    from search_space import CellSpec
+
+    context = tune.get_context()
+    resources = context.get_trial_resources().required_resources
+    gpus = resources.get("GPU", 0)
+    device = "cuda" if gpus and torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
+    threads = max(1, int(resources.get("CPU", 1)))
+    settings = proxy_config(config["evaluator"], where="trial config")
+    settings = _replace(settings, device=device, threads=threads)
+    node = f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
+
+    work = Path(tempfile.mkdtemp(prefix="attnas-trial-"))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        checkpoint.to_directory(str(work))
+    elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
+        shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
+
+    epochs = settings.epochs
+    held: dict[str, Any] = {}
+
+    def report(epoch: int, metrics: dict) -> bool:
+        payload = _tune_metrics(metrics, epoch=epoch, node=node)
+        if epoch >= epochs:
+            held.update(payload)  # reported below, with the costs measured at the end
+            return False
+        tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(work)))
+        return False
+
+    try:
+        result = ProxyEvaluator(settings).evaluate(CellSpec.from_dict(config["cell"]), report=report,
+                                                   checkpoint_dir=work)
+        if result.status == "failed":
+            tune.report({"failed": 1, "failure": result.reason or "the evaluator failed", "epoch": result.epochs,
+                         "node": node, "wall_time_s": result.wall_time})
+            return
+        final = {**held, **_tune_metrics({"top1": result.top1, "top5": result.top5, "loss": result.loss},
+                                         epoch=result.epochs, node=node)}
+        final.update({"macs": result.macs, "params": result.params, "wall_time_s": result.wall_time,
+                      "latency_ms": None if result.latency is None else result.latency * 1000.0,
+                      "resumed_from": result.resumed_from or 0})
+        tune.report({k: v for k, v in final.items() if v is not None},
+                    checkpoint=tune.Checkpoint.from_directory(str(work)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _tune_metrics(metrics: dict, *, epoch: int, node: str) -> dict:
+    """The evaluator's epoch metrics under the names the history and scheduler use."""
+    renamed = {"top1": "accuracy"}
+    payload = {renamed.get(k, k): v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    payload.update(epoch=epoch, node=node)
+    return payload
+
+
+def _replace(settings, **changes):
+    from dataclasses import replace
+
+    return replace(settings, **changes)
