@@ -76,7 +76,8 @@ class ControllerSearcher(Searcher):
             values.pop(self.metric, None)
         self.controller.observe(self.controller_ids[trial_id], self.cells[trial_id], values, state)
         self.history.finish(self.numbers[trial_id], state=state, values=values, reason=reason,
-                            node=result.get("node"), epochs_done=int(result.get("epoch", 0) or 0))
+                            node=result.get("node"), epochs_done=int(result.get("epoch", 0) or 0),
+                            resumed_from_epoch=int(result.get("resumed_from", 0) or 0))
 
     def save(self, checkpoint_path: str) -> None:
         """Ray's periodic experiment checkpoint: the controller's versioned state dict as JSON."""
