@@ -1,0 +1,148 @@
+"""End-to-end searches on a real Ray: locally, on a two-node cluster, with PostgreSQL storage, and the CLI around
+them (status, export)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+from experiments.config import load_experiment
+from experiments.driver import run_search
+from experiments.history import COMPLETE, PRUNED, RUNNING
+from experiments.run_folder import create_run, open_run
+from search_space import CellSpec, load_space
+from tests.experiments.tiny import write_tiny
+
+pytestmark = pytest.mark.slow
+
+
+def prepared_run(tmp_path, storage=None, **changes):
+    config = load_experiment(write_tiny(tmp_path, **changes))
+    run = create_run(config.name, root=tmp_path / "runs", storage=storage)
+    Path(run.experiment_file).write_text(Path(config.source).read_text())
+    Path(run.space_file).write_text(Path(config.space_path).read_text())
+    return config, run
+
+
+def check_history(run, trials):
+    records = run.history().trials()
+    assert len(records) == trials
+    assert all(r.state in (COMPLETE, PRUNED) for r in records), [(r.state, r.reason) for r in records]
+    hashes = [r.hash for r in records]
+    assert len(set(hashes)) == trials, "a cell was evaluated twice"
+    space = load_space("small")
+    for record in records:
+        assert space.contains(CellSpec.from_dict(record.cell))
+        assert record.hash == CellSpec.from_dict(record.cell).hash
+        assert 0.0 <= record.value <= 1.0
+        assert len(record.curve) == 2
+        assert record.values["macs"] > 0 and record.values["params"] > 0 and record.values["latency_ms"] > 0
+    return records
+
+
+def test_local_search_records_every_trial(tmp_path, ray_local):
+    config, run = prepared_run(tmp_path)
+    summary = run_search(config, run, progress=False)
+    assert (summary.complete, summary.failed, summary.running) == (4, 0, 0)
+    records = check_history(run, 4)
+    assert summary.best.value == max(r.value for r in records)
+
+
+def test_search_on_a_two_node_cluster_lands_trials_on_both(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    try:
+        config, run = prepared_run(tmp_path, budget={"trials": 6})
+        run_search(config, run, address=cluster.address, progress=False)
+        records = check_history(run, 6)
+        nodes = {r.attrs["node"] for r in records}
+        assert len(nodes) == 2, nodes
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_search_with_postgresql_storage(tmp_path, ray_local, postgres_url):
+    config, run = prepared_run(tmp_path, storage=postgres_url, budget={"trials": 2})
+    run_search(config, run, progress=False)
+    check_history(open_run(run.path), 2)
+
+
+def test_cli_search_status_and_export(tmp_path, capsys, monkeypatch):
+    config_path = write_tiny(tmp_path, budget={"trials": 2}, concurrency=1)
+    assert main(["search", config_path, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "best cell" in out and "attnas export" in out
+    run_dir = str(tmp_path / "runs" / "tiny")
+    assert main(["status", run_dir]) == 0
+    assert "top 10 cells" in capsys.readouterr().out
+    exported = tmp_path / "cell.py"
+    assert main(["export", run_dir, "--best", "-o", str(exported)]) == 0
+    source = exported.read_text()
+    best = open_run(run_dir).history().best(1)[0]
+    assert best.hash in source and "import attnas" not in source
+    # the same run cannot be started twice by accident
+    assert main(["search", config_path, "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "already holds a search" in capsys.readouterr().err
+
+
+def test_kill_9_then_resume_loses_nothing(tmp_path):
+    """A real search process is killed mid-run; `attnas resume` finishes the budget without re-running any
+    completed trial, and a trial that was running restarts from its checkpoint."""
+    import os
+    import signal
+    import time
+
+    config_path = write_tiny(tmp_path, name="killed", budget={"trials": 5}, concurrency=1,
+                             evaluator={**load_tiny_evaluator(), "epochs": 4,
+                                        "data": {"train_size": 256, "validation_size": 64, "test_size": 32}})
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "experiments.cli", "search", config_path, "--runs-dir", str(runs), "--quiet"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, cwd=os.getcwd())
+    history_file = runs / "killed" / "history.db"
+    deadline = time.time() + 300
+    before = []
+    try:
+        while time.time() < deadline:
+            time.sleep(1)
+            if not history_file.exists():
+                continue
+            try:
+                records = open_run(runs / "killed").history().trials()
+            except Exception:
+                continue
+            running = [r for r in records if r.state == RUNNING and r.attrs.get("checkpoint")]
+            if any(r.state == COMPLETE for r in records) and running:
+                before = records
+                break
+        assert before, "the search never had a complete trial and a checkpointed running one"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    time.sleep(2)
+    done_before = {r.number: (r.hash, r.value) for r in before if r.state == COMPLETE}
+    interrupted = {r.number for r in before if r.state == RUNNING}
+
+    resumed = subprocess.run([sys.executable, "-m", "experiments.cli", "resume", str(runs / "killed"),
+                              "--quiet"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = open_run(runs / "killed").history().trials()
+    assert len(after) == 5 and all(r.state in (COMPLETE, PRUNED) for r in after)
+    for number, (cell_hash, value) in done_before.items():
+        record = next(r for r in after if r.number == number)
+        assert (record.hash, record.value) == (cell_hash, value)
+    assert len({r.hash for r in after}) == 5, "a completed cell was run again"
+    restarted = [r for r in after if r.number in interrupted and r.attrs.get("checkpoint")]
+    assert restarted and all(r.attrs.get("resumed_from_epoch", 0) >= 1 for r in restarted)
+
+
+def load_tiny_evaluator():
+    from tests.experiments.tiny import TINY
+
+    return dict(TINY["evaluator"])
