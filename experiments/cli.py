@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from search_space.errors import AttnasError
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_flags(search)
     search.add_argument("--storage", help="SQLAlchemy URL of the history database, e.g. "
                                           "postgresql://user:pass@host/db (default: SQLite in the run folder)")
+    search.add_argument("--dry-run", action="store_true", help="check the experiment and print its plan "
+                                                               "(resources, budget, data, storage); run nothing")
     search.set_defaults(run=_search)
 
     resume = commands.add_parser("resume", help="continue a stopped search (even after kill -9)",
@@ -138,8 +141,15 @@ def _search(args: argparse.Namespace) -> int:
     from experiments.run_folder import create_run
 
     config = _with_budget_flags(load_experiment(args.config), args)
+    if args.storage:
+        config = replace(config, storage=args.storage)
+    if args.dry_run:
+        from experiments.plan import plan
+
+        print("\n".join(plan(config).lines()))
+        return 0
     name = args.name or config.name
-    run = create_run(name, root=args.runs_dir, storage=args.storage or config.storage)
+    run = create_run(name, root=args.runs_dir, storage=config.storage)
     history = run.history(create=True)
     if history.trials():
         raise UsageError(f"{run.path} already holds a search with {len(history.trials())} trials; continue it "
@@ -172,8 +182,6 @@ def _restore_files(run) -> None:
 
 
 def _with_budget_flags(config, args: argparse.Namespace):
-    from dataclasses import replace
-
     from experiments.config import parse_duration
 
     budget = config.budget
