@@ -16,6 +16,8 @@ EPILOG = """examples:
   attnas export quickstart --best -o best_cell.py
   attnas evaluate non_local --config experiments/configs/quickstart.yaml
   attnas space default
+  attnas dashboard quickstart
+  attnas report quickstart -o report.html
 """
 
 
@@ -106,6 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--sample", type=_non_negative_int, default=3, metavar="N", help="cells to sample (default 3)")
     space.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
     space.set_defaults(run=_space)
+
+    dashboard = commands.add_parser("dashboard", help="browse a search's history in optuna-dashboard (live while "
+                                                      "it runs)")
+    dashboard.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
+                                                               "machine only; 0.0.0.0 exposes it to the network)")
+    dashboard.add_argument("--port", type=_non_negative_int, default=8080, help="port (default 8080; 0: any free)")
+    dashboard.set_defaults(run=_dashboard)
+
+    report = commands.add_parser("report", help="attnas's figures and the top cells in one self-contained HTML file")
+    report.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    report.add_argument("--top", type=_positive_int, default=10, help="how many cells to show (default 10)")
+    report.add_argument("-o", "--output", required=True, help="HTML file to write")
+    report.set_defaults(run=_report)
+
+    references = commands.add_parser("references", help="score the reference cells (backbone alone, non_local, "
+                                                        "double_attention) with the run's evaluator, for the figures")
+    references.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    references.add_argument("--cells", default="none,non_local,double_attention",
+                            help="comma-separated reference cells (default: none,non_local,double_attention)")
+    references.set_defaults(run=_references)
     return parser
 
 
@@ -211,7 +234,7 @@ def _run(config, run, args: argparse.Namespace) -> int:
     print(f"\nrun folder: {run.path}\n  history: {run.storage}\n  Ray trials and TensorBoard logs: {run.ray_dir}")
     print(f"\nnext:\n  attnas export {run.path} --best -o best_cell.py   # standalone PyTorch module"
           f"\n  attnas status {run.path}"
-          f"\n  optuna-dashboard {run.storage}                     # browse the history")
+          f"\n  attnas dashboard {run.path}                     # browse the history")
     return 0
 
 
@@ -220,7 +243,7 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING
+    from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, best_of
     from experiments.run_folder import open_run
 
     run = open_run(args.run_dir)
@@ -233,7 +256,7 @@ def _status(args: argparse.Namespace) -> int:
     table = Table(title=f"top {args.top} cells")
     for column in ("trial", "hash", "accuracy", "MACs", "params", "latency ms", "wall s", "ops"):
         table.add_column(column, justify="right" if column not in ("hash", "ops") else "left")
-    for record in history.best(args.top):
+    for record in best_of(records, args.top):
         ops = ", ".join(f"{n['op']}/{n.get('dim', n.get('mode', ''))}" for n in record.cell.get("nodes", {}).values())
         table.add_row(str(record.number), record.hash, f"{record.value:.4f}", _si(record.values.get("macs")),
                       _si(record.values.get("params")), _fixed(record.values.get("latency_ms")),
@@ -286,6 +309,38 @@ def _train(args: argparse.Namespace) -> int:
     from experiments.standalone import train_cell
 
     train_cell(args.cell, config_path=args.config, epochs=args.epochs, output=args.output)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- dashboard
+def _dashboard(args: argparse.Namespace) -> int:
+    from experiments.dashboard.server import DashboardServer
+
+    server = DashboardServer(args.run_dir, host=args.host, port=args.port)
+    print(f"optuna-dashboard for run {server.run.name!r}: {server.url}  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.dashboard.report import build_report
+
+    print(f"wrote {build_report(args.run_dir, args.output, top=args.top)}")
+    return 0
+
+
+def _references(args: argparse.Namespace) -> int:
+    from experiments.dashboard.references import score_references
+
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    if not cells:
+        raise UsageError("--cells: expected at least one reference cell name")
+    score_references(args.run_dir, cells=cells)
     return 0
 
 

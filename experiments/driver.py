@@ -18,7 +18,7 @@ from typing import Any
 from controllers import Controller, Observation, create_controller, get_controller
 from controllers.objective import Objective
 from experiments.config import ExperimentConfig, proxy_config
-from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, TrialRecord
+from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
 from experiments.run_folder import RunFolder
 from search_space import SearchSpace
 from search_space.errors import AttnasError
@@ -37,12 +37,12 @@ class SearchSummary:
 
 
 def build_controller(config: ExperimentConfig, space: SearchSpace,
-                     history: History) -> tuple[Controller, list[TrialRecord]]:
+                     records: list[TrialRecord]) -> tuple[Controller, list[TrialRecord]]:
     """The controller rebuilt from the history's finished trials, and the trials that were left running."""
     objective = Objective.from_dict(config.objective)
     settings = dict(config.controller_settings)
     finished, interrupted = [], []
-    for record in history.trials():
+    for record in records:
         if record.state == RUNNING:
             interrupted.append(record)
         else:
@@ -66,31 +66,37 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
 def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None = None,
                progress: bool | None = None) -> SearchSummary:
     """Run (or continue) the search `config` describes in `run`, until its budget is spent."""
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    from experiments.progress import SearchProgress
-    from experiments.searcher import ControllerSearcher
-    from experiments.trainable import train_trial
-
     started_at = time.time()
     history = run.history(create=True)
     space = SearchSpace.from_yaml(str(run.space_file))
-    controller, interrupted = build_controller(config, space, history)
+    records = history.trials()
+    controller, interrupted = build_controller(config, space, records)
     evaluator = proxy_config(config.evaluator, where=config.source)
     epochs = int(evaluator.epochs)
-    done = sum(1 for r in history.trials() if r.state != RUNNING)
+    done = sum(1 for r in records if r.state != RUNNING)
     remaining = max(0, (config.budget.trials or 10**9) - done - len(interrupted))
     deadline = started_at + config.budget.seconds if config.budget.seconds else None
     metric = "accuracy"
 
+    if len(interrupted) + remaining == 0:
+        return _summary(run, records, started_at)
+
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from experiments.dashboard import DashboardPublisher
+    from experiments.progress import SearchProgress
+    from experiments.searcher import ControllerSearcher
+    from experiments.trainable import train_trial
+
     _quiet_ray()
     owns_ray = not ray.is_initialized()
     _init_ray(address)
-    searcher = ControllerSearcher(controller=controller, space=space, history=history, evaluator=config.evaluator,
-                             epochs=epochs, trials=remaining, deadline=deadline, interrupted=interrupted,
-                             metric=metric)
+    publisher = DashboardPublisher.for_run(run, history)  # cell drawings, notes and figures for the dashboard
+    searcher = ControllerSearcher(controller=controller, space=space, history=history,
+                                  evaluator=config.evaluator, epochs=epochs, trials=remaining, deadline=deadline,
+                                  interrupted=interrupted, metric=metric, publisher=publisher)
     if config.early_stopping.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=config.early_stopping.grace_period,
                                   reduction_factor=config.early_stopping.reduction_factor, stop_last_trials=False)
@@ -114,15 +120,18 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         ),
     )
     try:
-        if len(interrupted) + remaining > 0:
-            with reporter:
-                tuner.fit()
+        with reporter:
+            tuner.fit()
     finally:
+        publisher.finish()
         if owns_ray:
             ray.shutdown()
-    records = history.trials()
+    return _summary(run, history.trials(), started_at)
+
+
+def _summary(run: RunFolder, records: list[TrialRecord], started_at: float) -> SearchSummary:
     counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
-    best = history.best(1)
+    best = best_of(records, 1)
     return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
                          running=counts[RUNNING], best=best[0] if best else None,
                          wall_time_s=time.time() - started_at)

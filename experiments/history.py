@@ -158,14 +158,20 @@ class History:
         return [_record(t) for t in self.study.get_trials(deepcopy=False, states=wanted)]
 
     def best(self, count: int = 1) -> list[TrialRecord]:
-        complete = [r for r in self.trials([COMPLETE]) if r.value is not None]
-        return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
+        """The `count` complete trials with the highest metric, best first."""
+        return best_of(self.trials([COMPLETE]), count)
 
     def trial(self, number: int) -> TrialRecord:
         for record in self.trials():
             if record.number == number:
                 return record
         raise AttnasError(f"no trial {number} in this history (trials 0..{len(self.study.trials) - 1})")
+
+
+def best_of(records: Iterable[TrialRecord], count: int) -> list[TrialRecord]:
+    """The `count` complete records with the highest metric, best first (earlier trials win ties)."""
+    complete = [r for r in records if r.state == COMPLETE and r.value is not None]
+    return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
 
 
 def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:

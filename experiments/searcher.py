@@ -18,9 +18,10 @@ class ControllerSearcher(Searcher):
 
     def __init__(self, *, controller: Controller, space: Space, history: History,
                  evaluator: dict, epochs: int, trials: int, deadline: float | None,
-                 interrupted: list[TrialRecord], metric: str):
+                 interrupted: list[TrialRecord], metric: str, publisher: Any | None = None):
         super().__init__(metric=metric, mode="max")
         self.controller = controller
+        self.publisher = publisher  # experiments.dashboard.DashboardPublisher: drawings, notes, figures (or None)
         self.space = space
         self.history = history
         self.evaluator = evaluator
@@ -43,6 +44,8 @@ class ControllerSearcher(Searcher):
             cell = self.space.from_data(record.cell)
             self._track(trial_id, record.number, cell, record.attrs.get("ray_trial_id", trial_id))
             self.history.set_attrs(record.number, ray_trial_id=trial_id, resumed=True)
+            if self.publisher is not None:
+                self.publisher.trial_started(record.number)
             return self._config(record.number, cell, record.attrs.get("checkpoint"))
         if self.started >= self.trials or (self.deadline is not None and time.time() >= self.deadline):
             return Searcher.FINISHED
@@ -53,9 +56,11 @@ class ControllerSearcher(Searcher):
         number = self.history.start(
             cell=self.space.to_data(cell), cell_hash=self.space.hash(cell), controller=self.controller.name,
             encoding=[int(v) for v in self.space.encode_vector(cell)], encoding_names=self.names,
-            cardinalities=self.cardinalities, ray_trial_id=trial_id)
+            cardinalities=self.cardinalities, ray_trial_id=trial_id, started_at=time.time())
         self.started += 1
         self._track(trial_id, number, cell, trial_id)
+        if self.publisher is not None:
+            self.publisher.trial_started(number)
         return self._config(number, cell, None)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -77,7 +82,10 @@ class ControllerSearcher(Searcher):
         self.controller.observe(self.controller_ids[trial_id], self.cells[trial_id], values, state)
         self.history.finish(self.numbers[trial_id], state=state, values=values, reason=reason,
                             node=result.get("node"), epochs_done=int(result.get("epoch", 0) or 0),
-                            resumed_from_epoch=int(result.get("resumed_from", 0) or 0))
+                            resumed_from_epoch=int(result.get("resumed_from", 0) or 0),
+                            trainable_s=float(result.get("trainable_s", 0.0) or 0.0), finished_at=time.time())
+        if self.publisher is not None:
+            self.publisher.trial_finished(self.numbers[trial_id])
 
     def save(self, checkpoint_path: str) -> None:
         """Ray's periodic experiment checkpoint: the controller's versioned state dict as JSON."""
@@ -89,10 +97,10 @@ class ControllerSearcher(Searcher):
     def __getstate__(self) -> dict:
         # The Tuner pickles its searcher when it starts. attnas resumes from the history, never from Ray's
         # experiment state, so the copy keeps the plain attributes and leaves out the live controller and store.
-        return {k: v for k, v in self.__dict__.items() if k not in ("controller", "history")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("controller", "history", "publisher")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, controller=None, history=None)
+        self.__dict__.update(state, controller=None, history=None, publisher=None)
 
     def _track(self, trial_id: str, number: int, cell: Any, controller_id: Any) -> None:
         self.numbers[trial_id] = number

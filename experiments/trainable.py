@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ def train_trial(config: dict) -> None:
     from experiments.config import proxy_config
     from search_space import CellSpec
 
+    entered = time.perf_counter()
     context = tune.get_context()
     resources = context.get_trial_resources().required_resources
     gpus = resources.get("GPU", 0)
@@ -63,7 +65,8 @@ def train_trial(config: dict) -> None:
                                          epoch=result.epochs, node=node)}
         final.update({"macs": result.macs, "params": result.params, "wall_time_s": result.wall_time,
                       "latency_ms": None if result.latency is None else result.latency * 1000.0,
-                      "resumed_from": result.resumed_from or 0})
+                      "resumed_from": result.resumed_from or 0,
+                      "trainable_s": time.perf_counter() - entered})
         tune.report({k: v for k, v in final.items() if v is not None},
                     checkpoint=tune.Checkpoint.from_directory(str(work)))
     finally:
