@@ -14,6 +14,7 @@ import typing
 from typing import Any, Literal, Mapping, Union
 
 from search_space.errors import AttnasError
+from search_space.yaml_io import describe_value
 
 
 class ConfigError(AttnasError):
@@ -25,7 +26,7 @@ def parse(cls: type, data: Any, *, where: str, path: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: {path or 'the file'}: expected a mapping, got {describe(data)}")
+        raise ConfigError(f"{where}: {path or 'the file'}: expected a mapping, got {describe_value(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
@@ -122,16 +123,6 @@ def expectation(annotation: Any) -> str:
         annotation, getattr(annotation, "__name__", str(annotation)))
 
 
-def describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"[:80]
-
-
 def positive(value: Any) -> str | None:
     return None if value is None or value > 0 else "expected a positive number"
 
@@ -141,7 +132,7 @@ def non_negative(value: Any) -> str | None:
 
 
 def _mismatch(annotation: Any, value: Any, where: str, path: str) -> ConfigError:
-    return ConfigError(f"{where}: {path}: expected {expectation(annotation)}, got {describe(value)}")
+    return ConfigError(f"{where}: {path}: expected {expectation(annotation)}, got {describe_value(value)}")
 
 
 def _join(path: str, key: str) -> str:

@@ -24,7 +24,7 @@ from networkx.algorithms import isomorphism
 
 from search_space.errors import SpecError
 from search_space.vocabulary import MAP, get_operation
-from search_space.yaml_io import dump_yaml, load_yaml
+from search_space.yaml_io import describe_value, dump_yaml, load_yaml
 
 INPUT = "input"
 OUTPUT = "output"
@@ -282,17 +282,17 @@ def _from_order(spec: CellSpec, order: Iterable[str]) -> CellSpec:
 # --------------------------------------------------------------------------------------------------- validation
 def _parse(data: Any) -> CellSpec:
     if not isinstance(data, Mapping):
-        raise SpecError(f"expected a mapping with fields {', '.join(TOP_LEVEL_FIELDS)}, got {_kind(data)}")
+        raise SpecError(f"expected a mapping with fields {', '.join(TOP_LEVEL_FIELDS)}, got {describe_value(data)}")
     for key in data:
         if key not in TOP_LEVEL_FIELDS:
             raise SpecError(f"unknown field {key!r}; expected fields: {', '.join(TOP_LEVEL_FIELDS)}")
     name = data.get("name")
     if name is not None and not isinstance(name, str):
-        raise SpecError(f"name: expected a string, got {_kind(name)}")
+        raise SpecError(f"name: expected a string, got {describe_value(name)}")
     width = _parse_width(data.get("width"))
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, Mapping) or not raw_nodes:
-        raise SpecError(f"nodes: expected a non-empty mapping of node name to node, got {_kind(raw_nodes)}")
+        raise SpecError(f"nodes: expected a non-empty mapping of node name to node, got {describe_value(raw_nodes)}")
 
     nodes: list[Node] = []
     types: dict[str, str] = {INPUT: MAP}
@@ -329,7 +329,7 @@ def _parse_node(name: Any, raw: Any, types: dict[str, str], all_names: set) -> N
         raise SpecError(f"node {name!r}: a node name must be an identifier other than 'input' and 'output'")
     where = f"node {name!r}"
     if not isinstance(raw, Mapping):
-        raise SpecError(f"{where}: expected a mapping with 'op', 'inputs' and attributes, got {_kind(raw)}")
+        raise SpecError(f"{where}: expected a mapping with 'op', 'inputs' and attributes, got {describe_value(raw)}")
     if "op" not in raw:
         raise SpecError(f"{where}: field 'op' is missing")
     try:
@@ -339,7 +339,7 @@ def _parse_node(name: Any, raw: Any, types: dict[str, str], all_names: set) -> N
 
     raw_inputs = raw.get("inputs")
     if not isinstance(raw_inputs, Mapping):
-        raise SpecError(f"{where}: inputs: expected a mapping of port to node, got {_kind(raw_inputs)}; "
+        raise SpecError(f"{where}: inputs: expected a mapping of port to node, got {describe_value(raw_inputs)}; "
                         f"op {op.name!r} takes ports: {', '.join(op.ports)}")
     for port in raw_inputs:
         if port not in op.ports:
@@ -350,7 +350,7 @@ def _parse_node(name: Any, raw: Any, types: dict[str, str], all_names: set) -> N
             raise SpecError(f"{where}: port {port!r} is missing; op {op.name!r} needs ports: {', '.join(op.ports)}")
         src = raw_inputs[port]
         if not isinstance(src, str):
-            raise SpecError(f"{where}: port {port!r}: expected a node name, got {_kind(src)}")
+            raise SpecError(f"{where}: port {port!r}: expected a node name, got {describe_value(src)}")
         if src not in types:
             if src in all_names:
                 raise SpecError(f"{where}: port {port!r} refers to {src!r}, which is not an earlier node; "
@@ -420,12 +420,3 @@ def _check_connectivity(nodes: list[Node], output: tuple[str, ...]) -> None:
             raise SpecError(f"node {node.name!r} does not reach the output ({detail}); "
                             "every node must feed the output, directly or through other nodes")
 
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"[:80]

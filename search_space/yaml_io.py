@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -58,3 +58,14 @@ def _read(path_or_text: str | os.PathLike, source: str | None) -> tuple[str, str
         raise SpecError(f"{where}: not UTF-8 text") from None
     except OSError as error:
         raise SpecError(f"{where}: cannot be read ({error.strerror})") from None
+
+
+def describe_value(value: Any) -> str:
+    """A short description of a YAML value for error messages: 'nothing', 'a mapping', 'a list', "int 3"."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:80]
