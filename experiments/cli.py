@@ -289,11 +289,14 @@ def _print_cell(cell: dict) -> None:
 
 # ----------------------------------------------------------------------------------------------------- export
 def _export(args: argparse.Namespace) -> int:
-    from experiments.export import export_trial
+    from experiments.export import export_trial, weights_path
 
     path = export_trial(args.run_dir, trial=args.trial, output=args.output, fmt=args.format,
                         channels=args.channels)
     print(f"wrote {path}")
+    weights = weights_path(path)
+    if path.suffix == ".py" and weights.exists():
+        print(f"wrote {weights} (the trained weights: module.load_state_dict(torch.load('{weights}')))")
     return 0
 
 

@@ -1,5 +1,6 @@
 """`attnas export`: a trial's cell as a standalone PyTorch module (py), its spec (yaml) or a torch.export program
-(pt2), built for the channels (and clip shape) the cell sees where the experiment inserts it."""
+(pt2), built for the channels (and clip shape) the cell sees where the experiment inserts it. When the trial's
+checkpoint is on this machine, its trained weights come along: in the pt2 program, or as cell.pt beside cell.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,13 +39,44 @@ def export_trial(run_dir: str, *, trial: int | None, output: str, fmt: str | Non
         return path
     from cells.export import export, export_program
 
+    weights = trained_cell_weights(record)
+    trained_channels = int(weights["project.weight"].shape[0]) if weights else None
+    if weights is not None and channels not in (None, trained_channels):
+        weights = None  # the trial trained the cell for other channels: export the architecture alone
     shape = placement_shape(run, spec)
-    channels = channels or shape[0]
+    channels = channels or trained_channels or shape[0]
     if fmt == "py":
-        return export(spec, path, channels=channels)
-    if channels != shape[0]:
-        shape = (channels, *shape[1:])
-    return export_program(spec, path, channels=channels, example_shape=(2, *shape))
+        export(spec, path, channels=channels)
+        if weights is not None:
+            import torch
+
+            torch.save(weights, path.with_suffix(".pt"))
+        return path
+    return export_program(spec, path, channels=channels, example_shape=(2, channels, *shape[1:]),
+                          weights=weights)
+
+
+def weights_path(output: str | Path) -> Path:
+    """Where `attnas export -o cell.py` puts the trained weights of the cell: cell.pt beside it."""
+    return Path(output).with_suffix(".pt")
+
+
+def trained_cell_weights(record) -> dict | None:
+    """The cell's weights as trained in the trial (first placement), from its last checkpoint; None if the
+    checkpoint is not on this machine."""
+    import torch
+
+    from evaluators.proxy import CHECKPOINT_NAME
+
+    folder = record.attrs.get("checkpoint")
+    if not folder or not (Path(folder) / CHECKPOINT_NAME).is_file():
+        return None
+    model = torch.load(Path(folder) / CHECKPOINT_NAME, weights_only=True, map_location="cpu")["model"]
+    first = next((k for k in model if ".cell." in k), None)
+    if first is None:
+        return None
+    prefix = first[: first.index(".cell.") + len(".cell.")]
+    return {k[len(prefix):]: v for k, v in model.items() if k.startswith(prefix)}
 
 
 def placement_shape(run, spec: CellSpec) -> tuple[int, int, int, int]:

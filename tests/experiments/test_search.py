@@ -86,6 +86,22 @@ def test_cli_search_status_and_export(tmp_path, capsys, monkeypatch):
     source = exported.read_text()
     best = open_run(run_dir).history().best(1)[0]
     assert best.hash in source and "import attnas" not in source
+    # the trained weights come along, load strictly into the exported module and match the pt2 program
+    import importlib.util
+
+    import torch
+
+    weights = torch.load(tmp_path / "cell.pt", weights_only=True)
+    module_spec = importlib.util.spec_from_file_location("exported_cell", exported)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    cell = module.AttentionCell()
+    cell.load_state_dict(weights, strict=True)
+    assert cell.norm.weight.abs().sum() > 0, "trained weights, not the identity initialisation"
+    assert main(["export", run_dir, "--best", "-o", str(tmp_path / "cell.pt2")]) == 0
+    program = torch.export.load(str(tmp_path / "cell.pt2")).module()
+    x = torch.randn(2, module.CHANNELS, 4, 6, 6)
+    torch.testing.assert_close(program(x), cell.eval()(x), rtol=1e-5, atol=1e-5)
     # the same run cannot be started twice by accident
     assert main(["search", config_path, "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "already holds a search" in capsys.readouterr().err
