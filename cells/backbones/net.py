@@ -29,8 +29,8 @@ class ConvNormAct(nn.Sequential):
 def create_conv_norm_act(in_channels: int, out_channels: int, *, kernel: Sequence[int] | int = 1,
                          stride: Sequence[int] | int = 1, act: bool = True) -> ConvNormAct:
     """A ConvNormAct with 'same' padding (k // 2 on each dimension), BatchNorm3d and ReLU by default."""
-    kernel = _triple(kernel)
-    conv = nn.Conv3d(in_channels, out_channels, kernel, stride=_triple(stride), padding=tuple(k // 2 for k in kernel),
+    kernel = triple(kernel)
+    conv = nn.Conv3d(in_channels, out_channels, kernel, stride=triple(stride), padding=tuple(k // 2 for k in kernel),
                      bias=False)
     return ConvNormAct(conv, nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True) if act else None)
 
@@ -73,11 +73,12 @@ class VideoNet(nn.Module):
 
     `input_shape` is the (C, T, H, W) clip the network was designed for; `min_size` the smallest (T, H, W) it accepts
     (its total stride, so every stage sees at least one position per stride): smaller clips raise a one-line
-    CellBuildError instead of a shape error from inside torch.
+    CellBuildError instead of a shape error from inside torch. With `channels_last` the clip is moved to
+    torch.channels_last_3d on the way in (the caller should hold the weights in that layout too).
     """
 
     def __init__(self, *, stages: Mapping[str, nn.Module], head: nn.Module, input_shape: Sequence[int],
-                 min_size: Sequence[int], name: str = "videonet"):
+                 min_size: Sequence[int], name: str = "videonet", channels_last: bool = False):
         super().__init__()
         if len(input_shape) != 4 or len(min_size) != 3:
             raise CellBuildError(f"{name}: input_shape must be (C, T, H, W) and min_size (T, H, W), got "
@@ -89,6 +90,7 @@ class VideoNet(nn.Module):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.min_size = tuple(int(s) for s in min_size)
         self.name = name
+        self.channels_last = channels_last
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line CellBuildError unless x is (N, C, T, H, W) with this net's C and at least min_size."""
@@ -109,14 +111,20 @@ class VideoNet(nn.Module):
         """Every placement name ("conv3", "conv3:0", ...) -> the dotted path of the module whose output it names."""
         names = {}
         for stage_name, stage in self.stages():
-            names[stage_name] = stage_name
+            names[stage_name] = path = stage_name
+            while hasattr(stage, "block") and hasattr(stage, "cell"):  # a stage cells.insert has wrapped
+                stage, path = stage.block, path + ".block"
             for index in range(len(getattr(stage, "units", ()))):
-                names[f"{stage_name}:{index}"] = f"{stage_name}.units.{index}"
+                names[f"{stage_name}:{index}"] = f"{path}.units.{index}"
         return names
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else x
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The output map of every stage, by stage name (for inspection and tests)."""
-        self.check_input(x)
+        x = self._prepare(x)
         features = {}
         for stage_name, stage in self.stages():
             x = stage(x)
@@ -124,13 +132,14 @@ class VideoNet(nn.Module):
         return features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+        x = self._prepare(x)
         for _, stage in self.stages():
             x = stage(x)
         return self.head(x)
 
 
-def _triple(value: Sequence[int] | int) -> tuple[int, int, int]:
+def triple(value: Sequence[int] | int) -> tuple[int, int, int]:
+    """An int or three ints as a (T, H, W) triple."""
     if isinstance(value, int):
         return (value, value, value)
     value = tuple(int(v) for v in value)

@@ -12,18 +12,18 @@ layouts. Table 1 of Chen et al. 2018 (A^2-Nets):
 | out   | 16x56², 8x56², 8x28², 8x14², 8x7²     | 8x56², 8x56², 4x28², 4x14², 4x7²               |
 
 The table does not say which layer halves time in conv2 (ResNet-26/29) and conv3 (ResNet-50); here the first unit's
-kxkxk convolution and its shortcut carry the stride, as in the authors' MFNet code (see RESULTS.md "paper_complexity"
-for how that choice and the others reproduce the published #Params and FLOPs).
+kxkxk convolution and its shortcut carry the stride (see benchmarks/RESULTS.md "paper_complexity" for how this layout
+reproduces the published #Params and FLOPs, and for the one figure it does not: ResNet-50's 31.3 G).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from cells.backbones.net import ClassifierHead, Stage, VideoNet, _triple, create_conv_norm_act
+from cells.backbones.net import ClassifierHead, Stage, VideoNet, create_conv_norm_act, triple
 from cells.errors import CellBuildError
 
 
@@ -43,7 +43,7 @@ class ResUnit(nn.Module):
 def create_bottleneck_unit(in_channels: int, inner_channels: int, out_channels: int, *, temporal_kernel: int = 3,
                            stride: Sequence[int] | int = 1) -> ResUnit:
     """[1x1x1, inner; k x 3 x 3, inner (strided); 1x1x1, out] with BatchNorm, and a projection shortcut if needed."""
-    stride = _triple(stride)
+    stride = triple(stride)
     branch = nn.Sequential()
     branch.add_module("a", create_conv_norm_act(in_channels, inner_channels, kernel=1))
     branch.add_module("b", create_conv_norm_act(inner_channels, inner_channels, kernel=(temporal_kernel, 3, 3),
@@ -58,7 +58,7 @@ def create_bottleneck_unit(in_channels: int, inner_channels: int, out_channels: 
 def create_basic_unit(in_channels: int, inner_channels: int, out_channels: int, *, temporal_kernel: int = 3,
                       stride: Sequence[int] | int = 1) -> ResUnit:
     """[k x 3 x 3, inner (strided); k x 3 x 3, out] with BatchNorm, and a projection shortcut if needed."""
-    stride = _triple(stride)
+    stride = triple(stride)
     kernel = (temporal_kernel, 3, 3)
     branch = nn.Sequential()
     branch.add_module("a", create_conv_norm_act(in_channels, inner_channels, kernel=kernel, stride=stride))
@@ -89,7 +89,13 @@ class StageLayout:
 @dataclass(frozen=True)
 class ResNet3DLayout:
     """A whole 3-D ResNet: stem conv (kernel, width, stride), optional stem max pool stride, the stages conv2.., the
-    unit type, and the input clip it is designed for (C, T, H, W)."""
+    unit type, and the input clip it is designed for (C, T, H, W).
+
+    `downsample`: "conv" strides each stage's first unit (its kxkxk conv and shortcut, as ResNets do); "pool" puts a
+    max pool (kernel 3 along each strided dimension) before the stage and keeps every conv at stride 1, as I3D does
+    (cheaper on CPU: strided convolutions have slow backward passes in oneDNN). `channels_last` stores weights and
+    runs the network in torch.channels_last_3d layout (about twice as fast on CPU).
+    """
 
     name: str
     stem_width: int
@@ -99,7 +105,8 @@ class ResNet3DLayout:
     input_shape: tuple[int, int, int, int]
     stem_pool_stride: tuple[int, int, int] | None = None
     unit: str = "bottleneck"
-    extra: dict = field(default_factory=dict)
+    downsample: str = "conv"
+    channels_last: bool = False
 
     def min_size(self) -> tuple[int, int, int]:
         """The total stride along T, H, W: the smallest clip that leaves every stage at least one position."""
@@ -111,6 +118,8 @@ class ResNet3DLayout:
 
 def create_resnet3d(layout: ResNet3DLayout, *, num_classes: int = 400, dropout: float = 0.0) -> VideoNet:
     """A VideoNet with stages conv1 (stem) and conv2.. (residual stages) laid out as `layout` says."""
+    if layout.downsample not in ("conv", "pool"):
+        raise CellBuildError(f"{layout.name}: downsample must be 'conv' or 'pool', got {layout.downsample!r}")
     if layout.unit not in UNITS:
         raise CellBuildError(f"{layout.name}: unknown unit {layout.unit!r}; expected one of {sorted(UNITS)}")
     if num_classes < 1:
@@ -118,23 +127,30 @@ def create_resnet3d(layout: ResNet3DLayout, *, num_classes: int = 400, dropout: 
     make_unit = UNITS[layout.unit]
     in_channels = layout.input_shape[0]
     stem = create_conv_norm_act(in_channels, layout.stem_width, kernel=layout.stem_kernel, stride=layout.stem_stride)
-    pool = None
-    if layout.stem_pool_stride is not None:
-        pool = nn.MaxPool3d(kernel_size=tuple(3 if s > 1 else 1 for s in layout.stem_pool_stride),
-                            stride=layout.stem_pool_stride, padding=tuple(1 if s > 1 else 0 for s in layout.stem_pool_stride))
+    pool = _max_pool(layout.stem_pool_stride) if layout.stem_pool_stride is not None else None
     stages: dict[str, nn.Module] = {"conv1": Stage([stem], pool_after=pool)}
     channels = layout.stem_width
     for index, stage in enumerate(layout.stages):
+        by_pool = layout.downsample == "pool" and stage.stride != (1, 1, 1)
         units = []
         for position, temporal_kernel in enumerate(stage.temporal_kernels):
-            units.append(make_unit(channels, stage.inner, stage.out, temporal_kernel=temporal_kernel,
-                                   stride=stage.stride if position == 0 else 1))
+            stride = stage.stride if position == 0 and not by_pool else 1
+            units.append(make_unit(channels, stage.inner, stage.out, temporal_kernel=temporal_kernel, stride=stride))
             channels = stage.out
-        stages[f"conv{index + 2}"] = Stage(units)
+        stages[f"conv{index + 2}"] = Stage(units, pool_before=_max_pool(stage.stride) if by_pool else None)
     net = VideoNet(stages=stages, head=ClassifierHead(channels, num_classes, dropout=dropout),
-                   input_shape=layout.input_shape, min_size=layout.min_size(), name=layout.name)
+                   input_shape=layout.input_shape, min_size=layout.min_size(), name=layout.name,
+                   channels_last=layout.channels_last)
     _init_weights(net)
+    if layout.channels_last:
+        net = net.to(memory_format=torch.channels_last_3d)
     return net
+
+
+def _max_pool(stride: Sequence[int]) -> nn.MaxPool3d:
+    # Kernel 3 along every strided dimension, 1 elsewhere, 'same' padding: halves a size without losing its edge.
+    return nn.MaxPool3d(kernel_size=tuple(3 if s > 1 else 1 for s in stride), stride=tuple(stride),
+                        padding=tuple(1 if s > 1 else 0 for s in stride))
 
 
 def _init_weights(net: nn.Module) -> None:
@@ -174,31 +190,35 @@ RESNET50 = ResNet3DLayout(
             StageLayout(512, 2048, (1, 3, 1), (1, 2, 2))))
 
 
-def create_resnet26(*, num_classes: int = 400, dropout: float = 0.0) -> VideoNet:
+def create_resnet26(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False) -> VideoNet:
     """The A^2-Nets paper's 3-D ResNet-26 (Table 1; 16x112x112 clips), the backbone of its ablations."""
-    return create_resnet3d(RESNET26, num_classes=num_classes, dropout=dropout)
+    return create_resnet3d(replace(RESNET26, channels_last=channels_last), num_classes=num_classes, dropout=dropout)
 
 
-def create_resnet29(*, num_classes: int = 400, dropout: float = 0.0) -> VideoNet:
+def create_resnet29(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False) -> VideoNet:
     """The A^2-Nets paper's 3-D ResNet-29 (Table 1; ResNet-26 with a third conv4 unit)."""
-    return create_resnet3d(RESNET29, num_classes=num_classes, dropout=dropout)
+    return create_resnet3d(replace(RESNET29, channels_last=channels_last), num_classes=num_classes, dropout=dropout)
 
 
-def create_resnet50(*, num_classes: int = 400, dropout: float = 0.0) -> VideoNet:
+def create_resnet50(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False) -> VideoNet:
     """The A^2-Nets paper's 3-D ResNet-50 (Table 1; 8x224x224 clips, temporal kernels k per unit)."""
-    return create_resnet3d(RESNET50, num_classes=num_classes, dropout=dropout)
+    return create_resnet3d(replace(RESNET50, channels_last=channels_last), num_classes=num_classes, dropout=dropout)
 
 
 def create_proxy_i3d(*, num_classes: int = 400, input_shape: Sequence[int] = (3, 16, 32, 32), stem_width: int = 16,
-                     widths: Sequence[int] = (32, 64, 128), depths: Sequence[int] | int = 1,
-                     strides: Sequence[Sequence[int] | int] = ((1, 1, 1), (2, 2, 2), (2, 2, 2)),
+                     widths: Sequence[int] = (16, 32, 64), depths: Sequence[int] | int = 1,
+                     strides: Sequence[Sequence[int] | int] = ((1, 2, 2), (2, 2, 2), (2, 2, 2)),
                      stem_kernel: Sequence[int] | int = (3, 3, 3), stem_stride: Sequence[int] | int = (1, 2, 2),
-                     unit: str = "basic", bottleneck_ratio: int = 4, dropout: float = 0.0) -> VideoNet:
+                     unit: str = "basic", bottleneck_ratio: int = 4, downsample: str = "pool",
+                     channels_last: bool = True, dropout: float = 0.0) -> VideoNet:
     """A small 3-D ResNet for proxy training on CPU: stem conv1, then one stage conv2, conv3, ... per width.
 
-    Defaults (3x16x32x32 clips, widths 32/64/128, one basic unit per stage) give stage maps 16x16x16x16 (conv1),
-    32x16x16x16 (conv2), 64x8x8x8 (conv3), 128x4x4x4 (conv4). `unit="bottleneck"` uses 1x1x1-kx3x3-1x1x1 units with
-    inner width = width // bottleneck_ratio. Placements are named as on the big backbones ("conv3:0").
+    Defaults (3x16x32x32 clips; stem 3x3x3, 16, stride (1,2,2); one basic unit [3x3x3; 3x3x3] per stage of widths
+    16/32/64, each stage entered through a max pool of the given stride, I3D-style) give stage maps 16x16x16x16
+    (conv1), 16x16x8x8 (conv2), 32x8x4x4 (conv3), 64x4x2x2 (conv4): 27.5 M multiply-adds per clip. For 64x64 clips
+    pass input_shape=(3, 16, 64, 64) (maps twice as large per side). `unit="bottleneck"` uses 1x1x1-kx3x3-1x1x1
+    units with inner width = width // bottleneck_ratio; `downsample="conv"` strides the units instead of pooling.
+    Weights and activations are channels_last_3d by default (about 2x faster training on CPU).
     """
     widths = tuple(int(w) for w in widths)
     if not widths:
@@ -211,8 +231,8 @@ def create_proxy_i3d(*, num_classes: int = 400, input_shape: Sequence[int] = (3,
         raise CellBuildError(f"proxy_i3d: unknown unit {unit!r}; expected one of {sorted(UNITS)}")
     ratio = bottleneck_ratio if unit == "bottleneck" else 1
     layout = ResNet3DLayout(
-        name="proxy_i3d", stem_width=int(stem_width), stem_kernel=_triple(stem_kernel), stem_stride=_triple(stem_stride),
-        input_shape=tuple(int(s) for s in input_shape), unit=unit,
-        stages=tuple(StageLayout(max(1, width // ratio), width, (3,) * depth, _triple(stride))
+        name="proxy_i3d", stem_width=int(stem_width), stem_kernel=triple(stem_kernel), stem_stride=triple(stem_stride),
+        input_shape=tuple(int(s) for s in input_shape), unit=unit, downsample=downsample, channels_last=channels_last,
+        stages=tuple(StageLayout(max(1, width // ratio), width, (3,) * depth, triple(stride))
                      for width, depth, stride in zip(widths, depths, strides)))
     return create_resnet3d(layout, num_classes=num_classes, dropout=dropout)

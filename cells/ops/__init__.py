@@ -2,6 +2,7 @@
 `create_op(name, in_channels, channels, **attributes)` builds one, raising on an unknown name."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from cells.errors import CellBuildError
@@ -27,7 +28,14 @@ __all__ = ["OPS", "create_op", "Operation", "DotAttention", "MapAttention", "Gat
 def create_op(name_or_class: str | type[Operation], *args: Any, **kwargs: Any) -> Operation:
     """Build an op module from its registered name (or its class), passing the shared argument vocabulary on."""
     if isinstance(name_or_class, type) and issubclass(name_or_class, Operation):
-        return name_or_class(*args, **kwargs)
-    if not isinstance(name_or_class, str) or name_or_class not in OPS:
+        op_class = name_or_class
+    elif isinstance(name_or_class, str) and name_or_class in OPS:
+        op_class = OPS[name_or_class]
+    else:
         raise CellBuildError(f"unknown op {name_or_class!r}; known ops: {', '.join(OPS)}")
-    return OPS[name_or_class](*args, **kwargs)
+    accepted = list(inspect.signature(op_class.__init__).parameters)[1:]
+    unknown = [key for key in kwargs if key not in accepted]
+    if unknown:
+        raise CellBuildError(f"op {op_class.__name__} has no argument {unknown[0]!r}; its arguments are: "
+                             f"{', '.join(accepted)}")
+    return op_class(*args, **kwargs)

@@ -3,7 +3,8 @@
 Argument vocabulary (every op): `in_channels` first (an int, or {port: int} when the op's map ports differ, e.g.
 a dot_attention whose query is the cell input and whose key is another node), then `channels` (the inner width c
 every op outputs), then keyword-only attributes named as in the spec (dim, similarity, heads, gate, pooling, kernel,
-reduction, descriptors, mode).
+reduction, descriptors, mode). One difference: `descriptors` is the number n of descriptors here (gather and
+distribute alike), where the spec gives gather a fraction of c; cells.cell.build converts it.
 
 An op module holds only standard torch layers (so its state_dict keys are plain and a standalone file can rebuild
 them with nn.ModuleDict), and its forward calls a pure function `compute(layers, *inputs, **options)` written with

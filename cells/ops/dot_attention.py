@@ -19,8 +19,9 @@ def compute_dot_attention(layers, query, key, *, dim: str, similarity: str, head
     k = to_groups(layers.k(key), dim)
     v = to_groups(layers.v(key), dim)
     groups, channels, positions = q.shape
-    # (groups, c, P) -> (groups, heads, P, c / heads), the layout scaled_dot_product_attention takes.
-    q, k, v = [z.reshape(groups, heads, channels // heads, positions).transpose(2, 3) for z in (q, k, v)]
+    # (groups, c, P) -> (groups, heads, P, c / heads), the layout scaled_dot_product_attention takes; contiguous,
+    # because on strided inputs it falls back to its math path, which holds the P x P matrix.
+    q, k, v = [z.reshape(groups, heads, channels // heads, positions).transpose(2, 3).contiguous() for z in (q, k, v)]
     if similarity == "dot":
         # Associative form: Q (K^T V) / P costs O(P d^2) and never forms the P x P matrix.
         out = q @ (k.transpose(2, 3) @ v) / positions

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 
 from cells.errors import CellBuildError
 from cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
@@ -17,9 +18,12 @@ from cells.ops.grouping import from_groups, to_groups
 
 def compute_gather(layers, x, *, dim: str):
     """Eq. (4): G = phi(x) softmax(theta(x))^T, the softmax over each group's positions; (groups, c, n)."""
-    a = to_groups(layers.phi(x), dim)
-    attention = torch.softmax(to_groups(layers.theta(x), dim), dim=-1)
-    return a @ attention.transpose(1, 2)
+    # phi and theta as one convolution: one pass over x, and one over its gradient, instead of two.
+    weight = torch.cat([layers.phi.weight, layers.theta.weight])
+    bias = torch.cat([layers.phi.bias, layers.theta.bias])
+    sizes = [layers.phi.out_channels, layers.theta.out_channels]
+    a, logits = to_groups(F.conv3d(x, weight, bias), dim).split(sizes, dim=1)
+    return a @ torch.softmax(logits, dim=-1).transpose(1, 2)
 
 
 def compute_distribute(layers, bag, x, *, dim: str):

@@ -1,0 +1,171 @@
+"""Exported cells (standalone source and torch.export program) run where attnas is not importable and compute what
+the package-built cell computes with the same weights."""
+import ast
+import copy
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cells import build
+from cells.export import export, export_program
+from search_space import CellSpec, load_space, load_zoo, zoo_names
+
+CHANNELS = 16
+SHAPE = (2, CHANNELS, 3, 5, 6)
+# Another batch, clip length and frame size: the program's N, T, H, W are dynamic (torch.export's range: sizes >= 2).
+OTHER_SHAPE = (3, CHANNELS, 2, 4, 7)
+GATHER_CELL = """
+width: 0.5
+nodes:
+  g: {op: gather, inputs: {x: input}, dim: spatial, descriptors: 0.5}
+  d: {op: distribute, inputs: {bag: g, x: input}, dim: spatial}
+  a: {op: dot_attention, inputs: {query: d, key: input}, dim: temporal, similarity: dot, heads: 2}
+  m: {op: combine, inputs: {a: a, b: input}, mode: add}
+output: [m, d]
+"""
+
+
+def specs():
+    cells = {name: load_zoo(name) for name in zoo_names()}
+    rng = np.random.default_rng(7)
+    space = load_space("default")
+    cells.update({f"sampled{i}": space.sample(rng) for i in range(3)})
+    cells["gather_cell"] = CellSpec.from_yaml(GATHER_CELL)
+    return cells
+
+
+SPECS = specs()
+
+
+def randomised_cell(spec, seed):
+    cell = build(spec, CHANNELS)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in list(cell.parameters()) + [cell.norm.running_mean]:
+            tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
+        cell.norm.running_var.uniform_(0.5, 1.5, generator=generator)
+    return cell
+
+
+def isolated_python():
+    """A command running the venv's Python with torch importable but not attnas (no site processing, so the editable
+    install's .pth finder is not loaded; torch's site-packages put back on the path)."""
+    site_packages = str(Path(torch.__file__).resolve().parent.parent)
+    env = {"PYTHONPATH": site_packages, "PYTHONNOUSERSITE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    return [sys.executable, "-S"], env
+
+
+RUNNER = textwrap.dedent("""
+    import importlib, json, sys
+    import torch
+    torch.set_num_threads(1)
+    for package in ("search_space", "cells", "evaluators", "controllers", "experiments"):
+        try:
+            importlib.import_module(package)
+        except ModuleNotFoundError:
+            pass
+        else:
+            sys.exit(f"{package} is importable: the isolation failed")
+    for name in json.load(open("names.json")):
+        module = importlib.import_module("cell_" + name)
+        cell = module.AttentionCell()
+        cell.load_state_dict(torch.load(name + ".weights.pt", weights_only=True), strict=True)
+        x, other = torch.load("inputs.pt", weights_only=True)
+        results = {"eval": cell.eval()(x)}
+        results["train"] = cell.train()(x)      # after eval: a training step moves the running statistics
+        program = torch.export.load(name + ".pt2").module()
+        results["program"] = program(x)
+        results["program_other"] = program(other)
+        torch.save(results, name + ".out.pt")
+    print("ran", len(json.load(open("names.json"))))
+""")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Export every cell, run them all in one isolated subprocess, and return its outputs with the package cells."""
+    folder = tmp_path_factory.mktemp("exported")
+    inputs = (torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)),
+              torch.randn(OTHER_SHAPE, generator=torch.Generator().manual_seed(1)))
+    torch.save(inputs, folder / "inputs.pt")
+    cells = {}
+    for index, (name, spec) in enumerate(SPECS.items()):
+        cells[name] = randomised_cell(spec, index)
+        export(spec, folder / f"cell_{name}.py", channels=CHANNELS)
+        torch.save(cells[name].state_dict(), folder / f"{name}.weights.pt")
+        export_program(spec, folder / f"{name}.pt2", channels=CHANNELS, example_shape=SHAPE,
+                       weights=cells[name].state_dict())
+    (folder / "names.json").write_text(json.dumps(list(SPECS)))
+    (folder / "runner.py").write_text(RUNNER)
+    command, env = isolated_python()
+    done = subprocess.run([*command, "runner.py"], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = {name: torch.load(folder / f"{name}.out.pt", weights_only=True) for name in SPECS}
+    return folder, cells, inputs, outputs
+
+
+def test_isolated_python_cannot_import_attnas(tmp_path):
+    command, env = isolated_python()
+    for probe in ("import torch", "import search_space", "import cells"):
+        done = subprocess.run([*command, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+        if probe == "import torch":
+            assert done.returncode == 0, done.stderr
+        else:
+            assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr, probe
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SPECS))
+def test_exported_source_and_program_match_the_package_cell(exported, name):
+    folder, cells, (x, other), outputs = exported
+    cell = cells[name]
+    result = outputs[name]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # as in the subprocess, so that reductions run in the same order
+    try:
+        expected_eval = cell.eval()(x)
+        expected_train = copy.deepcopy(cell).train()(x)   # a copy: a training step moves the running statistics
+        expected_other = cell(other)
+    finally:
+        torch.set_num_threads(threads)
+    assert (expected_eval - x).abs().max() > 1e-2     # a non-trivial cell: BatchNorm scale is non-zero
+    torch.testing.assert_close(result["train"], expected_train, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(result["eval"], expected_eval, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(result["program"], expected_eval, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(result["program_other"], expected_other, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_exported_source_imports_only_torch_and_documents_the_spec(exported):
+    folder = exported[0]
+    for name, spec in SPECS.items():
+        tree = ast.parse((folder / f"cell_{name}.py").read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert imported == {"torch"}, name
+        classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+        assert classes == ["AttentionCell"], name
+        docstring = ast.get_docstring(tree)
+        assert f"Cell hash: {spec.hash}" in docstring
+        documented = CellSpec.from_yaml(textwrap.dedent(docstring.split("Spec:\n", 1)[1]))
+        assert documented.same_cell(spec) and documented.hash == spec.hash
+
+
+def test_exported_state_dict_keys_equal_the_package_cell(tmp_path):
+    for name, spec in SPECS.items():
+        path = export(spec, tmp_path / f"cell_{name}.py", channels=CHANNELS)
+        namespace = {}
+        exec(compile(path.read_text(), str(path), "exec"), namespace)
+        exported = namespace["AttentionCell"]()
+        package = build(spec, CHANNELS)
+        assert list(exported.state_dict()) == list(package.state_dict()), name
+        exported.load_state_dict(package.state_dict(), strict=True)
+        x = torch.randn(1, CHANNELS, 2, 3, 3)
+        assert torch.equal(exported(x), x)    # identity at initialisation, as the package cell

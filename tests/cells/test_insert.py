@@ -1,0 +1,173 @@
+"""insert(): cells go where they are named, channels come from the model, the model is unchanged at init, errors."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from cells.backbones import create_backbone
+from cells.cell import Cell
+from cells.errors import CellBuildError
+from cells.insert import CellAfter, insert, inserted_cells, placements
+from search_space import load_zoo
+
+
+def proxy(**kwargs):
+    torch.manual_seed(0)
+    return create_backbone("proxy_i3d", num_classes=5, **kwargs)
+
+
+class HandMade3D(nn.Module):
+    """A foreign video net (no attnas base class, no input_shape, no placements)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv3d(3, 6, 3, padding=1), nn.BatchNorm3d(6), nn.ReLU()),
+            nn.Sequential(nn.Conv3d(6, 12, 3, stride=(1, 2, 2), padding=1), nn.ReLU()),
+            nn.AdaptiveAvgPool3d(1),
+        )
+        self.classifier = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def test_cell_goes_after_the_named_unit_and_sees_its_output():
+    model = insert(proxy(), load_zoo("double_attention"), at=["conv3:0"])
+    wrapper = model.conv3.units[0]
+    assert isinstance(wrapper, CellAfter) and isinstance(wrapper.cell, Cell)
+    assert list(inserted_cells(model)) == ["conv3.units.0"]
+    seen = {}
+    wrapper.block.register_forward_hook(lambda m, a, out: seen.setdefault("block", out))
+    wrapper.cell.register_forward_hook(lambda m, a, out: seen.setdefault("cell_input", a[0]))
+    model(torch.randn(2, 3, 16, 32, 32))
+    assert seen["cell_input"] is seen["block"]
+    assert seen["cell_input"].shape == (2, 32, 8, 4, 4)
+    assert wrapper.cell.channels == 32 and wrapper.cell.inner_channels == 8  # width 1/4, channels from the model
+
+
+def test_channels_are_inferred_per_placement_on_the_paper_backbone():
+    with torch.device("meta"):
+        model = create_backbone("resnet26")
+    insert(model, "non_local", at=["conv2:1", "conv3:1", "conv4:0", "conv4:1"])
+    cells = inserted_cells(model)
+    assert {path: cell.channels for path, cell in cells.items()} == {
+        "conv2.units.1": 128, "conv3.units.1": 256, "conv4.units.0": 512, "conv4.units.1": 512}
+
+
+@pytest.mark.parametrize("spec", ["non_local", "double_attention", "squeeze_excitation", "cbam"])
+def test_inserted_model_equals_the_original_at_init(spec):
+    original = proxy().eval()
+    changed = insert(copy.deepcopy(original), spec, at=["conv2:0", "conv3:0", "conv4"]).eval()
+    clip = torch.randn(2, 3, 16, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(changed(clip), original(clip))
+    assert len(inserted_cells(changed)) == 3
+
+
+def test_state_dict_keeps_the_block_under_block_and_adds_the_cell():
+    original = proxy()
+    changed = insert(copy.deepcopy(original), "double_attention", at=["conv3:0"])
+    keys = set(changed.state_dict())
+    for key in original.state_dict():
+        moved = key.replace("conv3.units.0.", "conv3.units.0.block.")
+        assert moved in keys
+    assert any(key.startswith("conv3.units.0.cell.") for key in keys)
+
+
+def test_nested_placements_wrap_inner_blocks_first():
+    model = insert(proxy(), "double_attention", at=["conv4", "conv4:0"])
+    assert isinstance(model.conv4, CellAfter)
+    assert isinstance(model.conv4.block.units[0], CellAfter)
+    assert model(torch.randn(1, 3, 16, 32, 32)).shape == (1, 5)
+    insert(model, "non_local", at=["conv4:0"])  # unit names still resolve inside a wrapped stage
+    assert isinstance(model.conv4.block.units[0].block, CellAfter)
+
+
+def test_cell_follows_the_model_layout_and_mode():
+    model = proxy().train()
+    insert(model, "non_local", at=["conv3:0"])
+    cell = model.conv3.units[0].cell
+    assert cell.training
+    assert cell.project.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    plain = insert(proxy(channels_last=False).eval(), "non_local", at=["conv3:0"])
+    assert not plain.conv3.units[0].cell.training
+
+
+def test_none_spec_inserts_nothing_but_checks_names():
+    model = proxy()
+    before = copy.deepcopy(model.state_dict())
+    assert insert(model, None, at=["conv3:0"]) is model
+    assert insert(model, "none", at=["conv3:0"]) is model
+    assert not inserted_cells(model) and model.state_dict().keys() == before.keys()
+    with pytest.raises(CellBuildError, match="unknown placement"):
+        insert(model, None, at=["conv9:0"])
+
+
+def test_foreign_model_by_module_path_with_an_example_clip():
+    torch.manual_seed(0)
+    original = HandMade3D().eval()
+    changed = insert(copy.deepcopy(original), "double_attention", at=["features.1"],
+                     example_input=torch.zeros(1, 3, 4, 8, 8)).eval()
+    assert changed.features[1].cell.channels == 12
+    clip = torch.randn(2, 3, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(changed(clip), original(clip))
+
+
+def test_foreign_model_without_example_reads_channels_from_the_last_conv_or_norm():
+    model = insert(HandMade3D(), "non_local", at=["features.0", "features.1"])
+    assert model.features[0].cell.channels == 6  # from the BatchNorm3d
+    assert model.features[1].cell.channels == 12  # from the Conv3d
+    with pytest.raises(CellBuildError, match="has no Conv3d or BatchNorm3d.*example_input"):
+        insert(HandMade3D(), "non_local", at=["features.2"])
+
+
+def test_dry_run_does_not_move_batchnorm_statistics():
+    model = proxy().train()
+    before = model.conv2.units[0].branch.a.norm.running_mean.clone()
+    insert(model, "double_attention", at=["conv3:0"], example_input=torch.randn(2, 3, 16, 32, 32) + 5)
+    torch.testing.assert_close(model.conv2.units[0].branch.a.norm.running_mean, before)
+    assert model.training
+
+
+def test_unknown_placement_lists_the_valid_ones_in_one_line():
+    with pytest.raises(CellBuildError) as error:
+        insert(proxy(), "non_local", at=["conv3:1"])
+    message = str(error.value)
+    assert "unknown placement 'conv3:1'" in message and "conv3:0" in message and "conv4" in message
+    assert "\n" not in message
+    with pytest.raises(CellBuildError, match="unknown placement 'body'.*features.1"):
+        insert(HandMade3D(), "non_local", at=["body"])
+
+
+def test_duplicate_placement_is_an_error():
+    with pytest.raises(CellBuildError, match="names block 'conv3.units.0' twice"):
+        insert(proxy(), "non_local", at=["conv3:0", "conv3.units.0"])
+
+
+def test_block_that_does_not_emit_a_5d_map_is_an_error():
+    with pytest.raises(CellBuildError, match=r"block 'head' emits a tensor of shape \(1, 5\); a cell needs a 5-D"):
+        insert(proxy(), "non_local", at=["head"])
+    with pytest.raises(CellBuildError, match="'classifier' emits a tensor of shape"):
+        insert(HandMade3D(), "non_local", at=["classifier"], example_input=torch.zeros(1, 3, 4, 8, 8))
+
+
+def test_too_small_example_clip_for_a_backbone_is_one_line():
+    with pytest.raises(CellBuildError, match=r"too small") as error:
+        insert(proxy(), "non_local", at=["conv3:0"], example_input=torch.zeros(1, 3, 16, 4, 4))
+    assert "\n" not in str(error.value)
+
+
+def test_example_the_foreign_model_cannot_take_is_one_line():
+    with pytest.raises(CellBuildError, match="HandMade3D failed on an example clip of shape") as error:
+        insert(HandMade3D(), "non_local", at=["features.1"], example_input=torch.zeros(1, 5, 4, 8, 8))
+    assert "\n" not in str(error.value)
+
+
+def test_placements_of_a_foreign_model_are_its_module_paths():
+    names = placements(HandMade3D())
+    assert names["features.1"] == "features.1" and "classifier" in names
