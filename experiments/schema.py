@@ -95,6 +95,11 @@ def convert(annotation: Any, value: Any, *, where: str, path: str) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot, or no exponent sign) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise _mismatch(annotation, value, where, path)
     if annotation is str:
         if isinstance(value, str):

@@ -89,3 +89,10 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_numbers_yaml_reads_as_strings_are_numbers(tmp_path):
+    config = load_experiment(write(tmp_path, "name: t\nspace: small\nevaluator: {lr: 1e-3, epochs: 1}\n"))
+    from experiments.config import proxy_config
+
+    assert proxy_config(config.evaluator, where="x").lr == 0.001
