@@ -51,7 +51,7 @@ class ArrayCache:
     """Named groups of numpy arrays on disk, built at most once per key and read back memory-mapped.
 
     `get_or_build(description, build)` returns {name: array}; `build()` runs only when no entry for `description`
-    exists (`builds` counts how often that happened in this process).
+    exists (`builds` counts how often that happened through this object).
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
@@ -63,22 +63,33 @@ class ArrayCache:
 
     def get_or_build(self, description: dict[str, Any], build: Callable[[], dict[str, np.ndarray]]
                      ) -> dict[str, np.ndarray]:
+        """The arrays stored under `description`, calling `build()` for them only if no entry exists yet."""
+
+        def write(folder: Path) -> None:
+            for name, array in build().items():
+                np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+
+        return self.get_or_write(description, write)
+
+    def get_or_write(self, description: dict[str, Any], write: Callable[[Path], None]) -> dict[str, np.ndarray]:
+        """Like `get_or_build`, for data too big for memory: `write(folder)` saves .npy files into `folder` itself
+        (e.g. through `np.lib.format.open_memmap`)."""
         folder = self.path(description)
         if not (folder / "meta.json").exists():
             with file_lock(folder.with_suffix(".lock")):
                 if not (folder / "meta.json").exists():  # another process may have built it while we waited
-                    self._write(folder, description, build())
+                    self._write(folder, description, write)
         return self._read(folder)
 
-    def _write(self, folder: Path, description: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    def _write(self, folder: Path, description: dict[str, Any], write: Callable[[Path], None]) -> None:
         self.builds += 1
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         try:
-            for name, array in arrays.items():
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            write(tmp)
+            names = sorted(p.stem for p in tmp.glob("*.npy"))
             # meta.json last: its presence marks a complete entry
-            (tmp / "meta.json").write_text(json.dumps({"description": description, "arrays": sorted(arrays)},
+            (tmp / "meta.json").write_text(json.dumps({"description": description, "arrays": names},
                                                       sort_keys=True, default=list, indent=1))
             if folder.exists():
                 shutil.rmtree(folder)  # an incomplete entry left by a killed writer

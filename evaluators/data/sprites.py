@@ -63,7 +63,8 @@ class Digits(SpriteSource):
         pools = {"train": fold < 3, "validation": fold == 3, "test": fold == 4}
         self.images = images
         # per split and class, the indices of its instances
-        self.pools = {split: [np.flatnonzero(mask & (targets == k)) for k in range(10)] for split, mask in pools.items()}
+        self.pools = {split: [np.flatnonzero(mask & (targets == k)) for k in range(10)]
+                      for split, mask in pools.items()}
 
     def draw(self, classes: np.ndarray, rng: np.random.Generator, split: str) -> np.ndarray:
         if split not in self.pools:

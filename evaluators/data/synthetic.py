@@ -7,19 +7,27 @@ Why a small 3-D CNN is not enough: a CNN whose receptive field covers one object
 average pooling, a sum of per-object features, and its linear classifier then scores sum_i g(object_i). Each label
 below is a relation that no such sum can express (same/different of two objects; the odd one among three, where the
 pair's class must score both above and below the odd class). A network must bring distant objects or frames together
-before pooling: deep stacks of 3x3x3 convolutions do so slowly; attention over positions or frames does so in one
-step. The frame is divided into quadrants and objects are placed in different quadrants (and/or different thirds of
-the clip), so related objects are always far apart.
+before pooling: stacks of 3x3x3 convolutions do so only as far as their receptive field reaches; attention over
+positions or frames does so in one step. Objects are placed in different quadrants and/or different parts of the
+clip, so related objects are always far apart. On 32x32 frames a proxy that downsamples to 4x4 sees the whole frame
+in its last stage, so the quick-start task puts its distance in time instead: its objects are 13 frames apart, and
+the default proxy (evaluators.config) has a temporal receptive field of 9 frames (tests/evaluators check both).
 
 Tasks (registry `TASKS`, built with `create_task(name, **fields)`):
-- `odd_one_out` (default for quick-start): three objects, two of one glyph class, one of another; label = the odd
-  object's class. Each clip is one of three modes: `spatial` (all three visible throughout, in three quadrants: a
-  relation across the frame), `temporal` (shown one after another in the three thirds of the clip at the same place:
-  a relation across time at one location), `spatiotemporal` (one after another, in different quadrants: a relation
-  across both). Colours are random and independent of class, and objects drift, so only shape identifies a class.
-  Cells attending over the spatial, temporal or spatiotemporal positions each solve a different share of the clips,
-  which spreads the scores of random cells.
-- `match`: two objects in diagonally opposite quadrants, visible throughout; label = whether they share a class.
+- `odd_one_out` (default for quick-start): three objects, two of one class, one of another; label = the odd
+  object's class (8 classes, so top-5 is defined). Each clip is one of three modes: `spatial` (all three visible
+  throughout, in three quadrants: a relation across the frame), `temporal` (shown one after another, at the start,
+  middle and end of the clip, at the same place: a relation across time at one location), `spatiotemporal` (one
+  after another, in different quadrants: a relation across both). Objects drift by up to a pixel a frame. Quick-start
+  defaults: 16 frames of 16x16, each object shown for `window` = 2 frames, temporal and spatiotemporal modes, one
+  colour per class (`class_colors`: recognising a class is trivial, so the proxy's short training is spent on the
+  relation). With `class_colors=False` colours are random and only the glyph's shape identifies its class. Cells
+  attending over temporal or spatiotemporal positions each solve a different share of the clips, spatial and
+  channel attention do not help, which spreads the scores of random cells.
+- `match`: two objects in diagonally opposite quadrants; label = whether they share a glyph class (the
+  same-different problem CNNs are known to learn slowly; Kim, Ricci & Serre 2018). In `spatial` clips both are
+  visible throughout; in `spatiotemporal` clips the first shows in the first third of the clip and the second in the
+  last third, so the comparison spans both the frame and the clip.
 - `reappear`: one object in the first third of the clip, a distractor in the middle third, one object in the last
   third, each in a different quadrant; label = whether the last object has the class of the first.
 - `digits`: `odd_one_out` drawn with real handwritten digits (scikit-learn's `load_digits`) as the objects; every
@@ -39,6 +47,9 @@ from evaluators.data.sprites import SPLITS, get_sprites
 from search_space import AttnasError
 
 MODES = ("spatial", "temporal", "spatiotemporal")
+# Ten well-separated RGB colours, one per class when a task's `class_colors` is set.
+PALETTE = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1], [1, 0.5, 0],
+                    [0.5, 0, 1], [0, 1, 0.5]], dtype=np.float32)
 # Version of the generators' output: bump whenever a change alters the clips a seed produces, so caches rebuild.
 GENERATOR_VERSION = 1
 
@@ -60,6 +71,8 @@ class SyntheticTask(abc.ABC):
     size: int = 32
     channels: int = 3
     noise: float = 0.0
+    class_colors: bool = False
+    window: int = 0
 
     name = "synthetic"
 
@@ -96,12 +109,21 @@ class SyntheticTask(abc.ABC):
                               f"got {self.size}")
         if self.frames < 3:
             raise AttnasError(f"task {self.name}: frames must be >= 3 (one third per object), got {self.frames}")
+        if not 0 <= self.window <= self.frames // 3:
+            raise AttnasError(f"task {self.name}: window must be in 0..frames // 3 = {self.frames // 3}, got "
+                              f"{self.window}")
         if self.channels not in (1, 3):
             raise AttnasError(f"task {self.name}: channels must be 1 or 3, got {self.channels}")
+        if self.class_colors and self.channels != 3:
+            raise AttnasError(f"task {self.name}: class_colors needs channels 3, got {self.channels}")
 
-    def _colors(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _colors(self, rng: np.random.Generator, n: int, classes: np.ndarray | None = None) -> np.ndarray:
+        """Object colours: the class's palette colour when `class_colors` (recognition becomes trivial and only
+        the relation is left to learn), else random and independent of the class."""
         if self.channels == 1:
             return np.ones((n, 1), dtype=np.float32)
+        if self.class_colors and classes is not None:
+            return PALETTE[classes]
         # saturated random colours: every object stays bright in at least one channel
         color = rng.uniform(0.25, 1.0, size=(n, 3)).astype(np.float32)
         color[np.arange(n), rng.integers(3, size=n)] = 1.0
@@ -125,9 +147,13 @@ class SyntheticTask(abc.ABC):
         return coords[0], coords[1]
 
     def _thirds(self) -> np.ndarray:
-        """(3, T) bool: which frames belong to the first, middle and last third of the clip."""
-        third = np.arange(self.frames) * 3 // self.frames
-        return third[None, :] == np.arange(3)[:, None]
+        """(3, T) bool: the frames of the first, middle and last third of the clip, or, with `window` > 0, the first,
+        middle and last `window` frames (gaps between them put the objects further apart in time)."""
+        t = np.arange(self.frames)
+        if self.window:
+            starts = np.array([0, (self.frames - self.window) // 2, self.frames - self.window])
+            return (t[None, :] >= starts[:, None]) & (t[None, :] < starts[:, None] + self.window)
+        return (t * 3 // self.frames)[None, :] == np.arange(3)[:, None]
 
 
 def _distinct_pair(rng: np.random.Generator, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,11 +165,17 @@ def _distinct_pair(rng: np.random.Generator, n: int, k: int) -> tuple[np.ndarray
 
 @dataclass(frozen=True)
 class OddOneOut(SyntheticTask):
-    """Three objects, two of one class: label = the odd object's class (see the module docstring)."""
+    """Three objects, two of one class: label = the odd object's class (see the module docstring). The defaults are
+    the quick-start task: 16 frames of 16x16, objects shown for 2 frames at the start, middle and end of the clip
+    (13 frames between the first and the last), one colour per class, temporal and spatiotemporal modes."""
 
+    frames: int = 16
+    size: int = 16
+    class_colors: bool = True
+    window: int = 2
     classes: int = 8
     sprites: str = "glyphs"
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = ("temporal", "spatiotemporal")
 
     name = "odd_one_out"
 
@@ -178,7 +210,8 @@ class OddOneOut(SyntheticTask):
         for i in range(3):
             y, x = self._drift(rng, n, quadrants[:, i], source.size)
             visible = np.where((mode == MODES.index("spatial"))[:, None], True, thirds[i][None, :])
-            objects.append(ObjectTracks(source.draw(classes[:, i], rng, split), self._colors(rng, n), y, x, visible))
+            objects.append(ObjectTracks(source.draw(classes[:, i], rng, split), self._colors(rng, n, classes[:, i]),
+                                        y, x, visible))
         clips = render(objects, frames=self.frames, height=self.size, width=self.size, channels=self.channels,
                        noise=self.noise, rng=rng)
         truth = {"classes": classes, "odd_index": odd_index, "mode": mode, "quadrants": quadrants}
@@ -187,9 +220,12 @@ class OddOneOut(SyntheticTask):
 
 @dataclass(frozen=True)
 class Match(SyntheticTask):
-    """Two objects in diagonally opposite quadrants: label 1 if they share a glyph class, else 0."""
+    """Two objects in diagonally opposite quadrants: label 1 if they share a glyph class, else 0. `modes`: spatial
+    (both visible throughout) and/or spatiotemporal (the first in the first third of the clip, the second in the last
+    third)."""
 
     classes: int = 8
+    modes: tuple[str, ...] = ("spatial", "spatiotemporal")
 
     name = "match"
     num_classes = 2
@@ -197,6 +233,10 @@ class Match(SyntheticTask):
     def __post_init__(self) -> None:
         if not 2 <= self.classes <= get_sprites("glyphs").num_classes:
             raise AttnasError(f"task {self.name}: classes must be in 2..10, got {self.classes}")
+        allowed = ("spatial", "spatiotemporal")
+        if not self.modes or any(m not in allowed for m in self.modes):
+            raise AttnasError(f"task {self.name}: modes must be a non-empty subset of {', '.join(allowed)}, "
+                              f"got {list(self.modes)}")
         self._check_geometry(get_sprites("glyphs").size)
 
     def _generate(self, n: int, rng: np.random.Generator, split: str) -> TaskData:
@@ -205,14 +245,18 @@ class Match(SyntheticTask):
         first, other = _distinct_pair(rng, n, self.classes)
         second = np.where(labels == 1, first, other)
         q0 = rng.integers(4, size=n)
+        mode = np.array([MODES.index(m) for m in self.modes])[rng.integers(len(self.modes), size=n)]
+        thirds = self._thirds()
         objects = []
-        for classes, quadrant in ((first, q0), (second, 3 - q0)):  # 3 - q is the diagonally opposite quadrant
+        for i, (classes, quadrant) in enumerate(((first, q0), (second, 3 - q0))):  # 3 - q: the opposite quadrant
             y, x = self._drift(rng, n, quadrant, source.size)
-            objects.append(ObjectTracks(source.draw(classes, rng, split), self._colors(rng, n), y, x,
-                                        np.ones((n, self.frames), dtype=bool)))
+            visible = np.where((mode == MODES.index("spatial"))[:, None], True, thirds[2 * i][None, :])
+            objects.append(ObjectTracks(source.draw(classes, rng, split), self._colors(rng, n, classes), y, x,
+                                        visible))
         clips = render(objects, frames=self.frames, height=self.size, width=self.size, channels=self.channels,
                        noise=self.noise, rng=rng)
-        return TaskData(clips, labels, {"classes": np.stack([first, second], axis=1), "quadrant": q0})
+        return TaskData(clips, labels, {"classes": np.stack([first, second], axis=1), "quadrant": q0,
+                                        "mode": mode})
 
 
 @dataclass(frozen=True)
@@ -240,7 +284,7 @@ class Reappear(SyntheticTask):
         objects = []
         for i, classes in enumerate((first, distractor, last)):
             y, x = self._drift(rng, n, quadrants[:, i], source.size)
-            objects.append(ObjectTracks(source.draw(classes, rng, split), self._colors(rng, n), y, x,
+            objects.append(ObjectTracks(source.draw(classes, rng, split), self._colors(rng, n, classes), y, x,
                                         np.broadcast_to(thirds[i], (n, self.frames))))
         clips = render(objects, frames=self.frames, height=self.size, width=self.size, channels=self.channels,
                        noise=self.noise, rng=rng)
@@ -249,7 +293,10 @@ class Reappear(SyntheticTask):
 
 
 def _digits(**fields: Any) -> OddOneOut:
-    return OddOneOut(**{"classes": 10, "sprites": "digits", **fields})
+    # digits are 8x8: a 32x32 frame leaves them room to move inside their quadrant; the class is the handwriting,
+    # never the colour
+    defaults = {"classes": 10, "sprites": "digits", "size": 32, "class_colors": False, "modes": MODES}
+    return OddOneOut(**{**defaults, **fields})
 
 
 TASKS = {"odd_one_out": OddOneOut, "match": Match, "reappear": Reappear, "digits": _digits}

@@ -1,0 +1,107 @@
+"""The configuration of a proxy trial: data, backbone, placements, schedule, seed and resources."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from evaluators.data.synthetic import DEFAULT_TASK
+from evaluators.data.video_folder import FrameSampling
+from search_space import AttnasError
+
+OPTIMIZERS = ("sgd", "adamw")
+# The quick-start proxy I3D for 3x16x16x16 clips: stem 1x3x3 (no temporal mixing) with spatial stride 2, then
+# conv2 (16 channels, spatial stride 2) and conv3 (32 channels): maps 16x8x8, 16x4x4, 16x4x4; about 15 M
+# multiply-adds a clip. Four 3x3x3 convolutions give it a temporal receptive field of 9 frames, less than the 13
+# frames between the first and last objects of the default task, so the backbone alone cannot relate them; a cell
+# after conv2 can, with conv3 after it to read the relation out.
+QUICKSTART_PROXY = {"stem_width": 16, "widths": (16, 32), "strides": ((1, 2, 2), (1, 1, 1)), "stem_stride": (1, 2, 2),
+                    "stem_kernel": (1, 3, 3)}
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips come from: a synthetic task (`task`, its `fields`, split sizes, data `seed`), or, when
+    `video_root` is set, a `VideoFolder` in `video_layout` with `sampling`. `cache_dir` None = the machine's
+    default cache (~/.cache/attnas or $ATTNAS_CACHE_DIR); `use_cache` False generates in memory every time."""
+
+    task: str = DEFAULT_TASK
+    fields: dict[str, Any] = field(default_factory=dict)
+    train_size: int = 2000
+    validation_size: int = 1000
+    test_size: int = 1000
+    seed: int = 0
+    video_root: str | None = None
+    video_layout: str = "folder"
+    sampling: FrameSampling = field(default_factory=FrameSampling)
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """A proxy trial: `backbone` (any cells backbone, built with `backbone_args`; for proxy_i3d the input shape
+    follows the data), cells inserted `at` the named placements, trained `epochs` with `optimizer`/`lr`/`schedule`,
+    from `seed`, on `device` ("auto": a GPU if the trial has one, else CPU) with `threads` CPU threads (None: the
+    CPUs this process may run on). `measure_latency` times one forward pass of a batch of `latency_batch`."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: str = "proxy_i3d"
+    backbone_args: dict[str, Any] = field(default_factory=lambda: dict(QUICKSTART_PROXY))
+    at: tuple[str, ...] = ("conv2:0",)
+    epochs: int = 4
+    batch_size: int = 32
+    eval_batch_size: int = 250
+    optimizer: str = "adamw"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    warmup: float = 0.2
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    measure_latency: bool = True
+    latency_batch: int = 1
+
+    def __post_init__(self) -> None:
+        checks = [(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer),
+                  (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}", self.schedule),
+                  (self.epochs >= 1, "epochs", ">= 1", self.epochs),
+                  (self.batch_size >= 1, "batch_size", ">= 1", self.batch_size),
+                  (self.lr > 0, "lr", "> 0", self.lr),
+                  (0 <= self.warmup < 1, "warmup", "in [0, 1)", self.warmup),
+                  (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads)]
+        for ok, name, expected, value in checks:
+            if not ok:
+                raise AttnasError(f"proxy config: {name} must be {expected}, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for logs, checkpoints and the history)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProxyConfig":
+        """Build from plain data (YAML/JSON), raising one line on unknown fields."""
+        data = dict(data)
+        data_fields = dict(data.pop("data", {}) or {})
+        sampling = data_fields.pop("sampling", None)
+        _check_fields(DataConfig, data_fields, "proxy config: data")
+        if sampling is not None and not isinstance(sampling, FrameSampling):
+            _check_fields(FrameSampling, sampling, "proxy config: data.sampling")
+            sampling = FrameSampling(**sampling)
+        data_config = DataConfig(**data_fields, **({"sampling": sampling} if sampling is not None else {}))
+        _check_fields(cls, data, "proxy config")
+        if "at" in data:
+            data["at"] = (data["at"],) if isinstance(data["at"], str) else tuple(data["at"])
+        return cls(data=data_config, **data)
+
+
+def _check_fields(cls: type, values: dict[str, Any], where: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise AttnasError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of "
+                          f"{', '.join(sorted(known))}")

@@ -1,0 +1,389 @@
+"""`ProxyEvaluator`: the trial that scores one cell, by training the proxy backbone with the cell inserted.
+
+Call order of one trial, `evaluate(spec, report=..., checkpoint_dir=...)`:
+1. resources: pick the device (a GPU when `device` allows and one is visible, else CPU), set torch threads,
+   switch torch to deterministic algorithms for the duration of the trial;
+2. data: the config's splits, from the machine's cache (built by the first trial that needs them);
+3. model: `torch.manual_seed(seed)`, the backbone, the cell inserted at every placement (none for `spec=None` or
+   "none"); parameters and multiply-adds are counted on one clip;
+4. resume: if `checkpoint_dir` holds a checkpoint of this same trial, model, optimiser, schedule, RNG state and the
+   curve so far are restored and training continues at the next epoch;
+5. each epoch: train (data order a pure function of seed and epoch), score the validation split, checkpoint,
+   then `report(epoch, metrics)`; a truthy return value stops the trial (status "stopped", e.g. ASHA);
+6. end: latency of one forward pass, test-split scores if asked for, an `EvaluationResult`.
+A non-finite loss ends the trial as "failed" with the reason, as does any exception: evaluate never raises.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from evaluators.config import ProxyConfig
+from evaluators.datasets import Splits, load_splits
+from search_space import AttnasError, CellSpec, load_zoo
+
+ReportFn = Callable[[int, dict[str, Any]], Any]
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+# Kinetics-style normalisation of uint8 pixels; any fixed affine map works, this keeps inputs near zero mean.
+PIXEL_MEAN, PIXEL_STD = 0.45 * 255, 0.225 * 255
+
+
+@dataclass
+class EvaluationResult:
+    """The outcome of one trial. `top1` (validation) is the reward; `status` is ok, stopped or failed (`reason`).
+
+    Costs: `params`, `macs` (multiply-adds of one clip), `latency` (median seconds of one forward pass of a batch of
+    `latency_batch` clips on the trial's device), `wall_time` (seconds of this call), `cpu_time` (CPU seconds of
+    this process during the call: on a loaded machine, the single-thread cost wall time would be without
+    contention) and `times` (wall seconds spent in data, build, complexity, train, validate, checkpoint, test,
+    latency). `curve` has one dict of metrics per epoch.
+    """
+
+    status: str
+    top1: float | None = None
+    top5: float | None = None
+    loss: float | None = None
+    test_top1: float | None = None
+    test_top5: float | None = None
+    test_loss: float | None = None
+    params: int | None = None
+    macs: int | None = None
+    latency: float | None = None
+    wall_time: float = 0.0
+    cpu_time: float = 0.0
+    epochs: int = 0
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    times: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+    traceback: str | None = None
+    spec_hash: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    resumed_from: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def reward(self) -> float | None:
+        return self.top1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return asdict(self)
+
+
+class _TrialFailed(Exception):
+    """Ends a trial as failed with a one-line reason (divergence, a bad checkpoint)."""
+
+
+class ProxyEvaluator:
+    """Scores cells by proxy training, as `ProxyConfig` says; see the module docstring for the call order."""
+
+    def __init__(self, config: ProxyConfig | None = None) -> None:
+        self.config = config or ProxyConfig()
+
+    # ------------------------------------------------------------------------------------------------ public API
+    def evaluate(self, spec: CellSpec | str | None = None, *, report: ReportFn | None = None,
+                 checkpoint_dir: str | Path | None = None, test: bool = False) -> EvaluationResult:
+        """Train the proxy with `spec` inserted (None or "none": the backbone alone) and score it; never raises."""
+        start, cpu_start = time.perf_counter(), time.process_time()
+        result = EvaluationResult(status="failed", seed=self.config.seed)
+        previous_determinism = torch.are_deterministic_algorithms_enabled()
+        previous_threads = torch.get_num_threads()
+        try:
+            spec = _as_spec(spec)
+            result.spec_hash = spec.hash if spec is not None else "none"
+            self._run(spec, result, report, Path(checkpoint_dir) if checkpoint_dir else None, test)
+        except _TrialFailed as failure:
+            result.status, result.reason = "failed", str(failure)
+        except Exception as error:  # noqa: BLE001 - a trial must never take the worker down
+            result.status = "failed"
+            result.reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            result.traceback = "".join(traceback.format_exception(error))[-4000:]
+        finally:
+            torch.use_deterministic_algorithms(previous_determinism)
+            torch.set_num_threads(previous_threads)
+            result.wall_time = time.perf_counter() - start
+            result.cpu_time = time.process_time() - cpu_start
+        return result
+
+    def splits(self) -> Splits:
+        """The data this evaluator trains and scores on (built on first use, then shared)."""
+        return load_splits(self.config.data)
+
+    def build_model(self, spec: CellSpec | str | None, num_classes: int,
+                    clip_shape: tuple[int, int, int, int]) -> nn.Module:
+        """The backbone with `spec` inserted at the configured placements, initialised from the trial's seed."""
+        from cells.backbones import create_backbone
+        from cells.insert import insert
+
+        config = self.config
+        args = dict(config.backbone_args)
+        if config.backbone == "proxy_i3d":
+            args.setdefault("input_shape", tuple(clip_shape))
+        torch.manual_seed(config.seed)
+        model = create_backbone(config.backbone, num_classes=num_classes, **args)
+        return insert(model, _as_spec(spec), list(config.at), example_input=torch.zeros(2, *clip_shape))
+
+    # ------------------------------------------------------------------------------------------------ the trial
+    def _run(self, spec: CellSpec | None, result: EvaluationResult, report: ReportFn | None,
+             checkpoint_dir: Path | None, test: bool) -> None:
+        config = self.config
+        device = resolve_device(config.device)
+        result.device = str(device)
+        torch.set_num_threads(config.threads or available_cpus())
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        times = result.times
+
+        with _timer(times, "data"):
+            splits = self.splits()
+        with _timer(times, "build"):
+            model = self.build_model(spec, splits.num_classes, splits.clip_shape)
+        with _timer(times, "complexity"):
+            from cells.complexity import count_macs
+
+            complexity = count_macs(model, torch.zeros(1, *splits.clip_shape))
+            result.params, result.macs = complexity.params, complexity.macs
+        model.to(device)
+
+        steps_per_epoch = _batches(len(splits.train.labels), config.batch_size)
+        optimizer = _optimizer(model, config)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
+        first_epoch = 0
+        identity = _trial_identity(config, result.spec_hash)
+        checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+        if checkpoint is not None and checkpoint.exists():
+            first_epoch = _load_checkpoint(checkpoint, identity, model, optimizer, scheduler, result, device)
+            result.resumed_from = first_epoch
+
+        amp = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
+               else contextlib.nullcontext())
+        result.status = "ok"
+        for epoch in range(first_epoch, config.epochs):
+            with _timer(times, "train"):
+                train_loss = self._train_epoch(model, optimizer, scheduler, splits, epoch, device, amp)
+            with _timer(times, "validate"):
+                scores = score(model, splits.validation, config.eval_batch_size, device, amp, splits.num_classes)
+            metrics = {"epoch": epoch + 1, "train_loss": train_loss, "loss": scores["loss"], "top1": scores["top1"],
+                       "top5": scores["top5"], "lr": scheduler.get_last_lr()[0]}
+            result.curve.append(metrics)
+            result.epochs = epoch + 1
+            result.top1, result.top5, result.loss = scores["top1"], scores["top5"], scores["loss"]
+            if checkpoint is not None:
+                with _timer(times, "checkpoint"):
+                    _save_checkpoint(checkpoint, identity, model, optimizer, scheduler, result)
+            if report is not None and report(epoch + 1, dict(metrics)):
+                result.status = "stopped"
+                break
+
+        if test:
+            with _timer(times, "test"):
+                scores = score(model, splits.test, config.eval_batch_size, device, amp, splits.num_classes)
+            result.test_top1, result.test_top5, result.test_loss = scores["top1"], scores["top5"], scores["loss"]
+        if config.measure_latency:
+            with _timer(times, "latency"):
+                result.latency = _latency(model, torch.zeros(config.latency_batch, *splits.clip_shape, device=device),
+                                          amp)
+
+    def _train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, splits: Splits, epoch: int,
+                     device: torch.device, amp: contextlib.AbstractContextManager) -> float:
+        config = self.config
+        model.train()
+        n = len(splits.train.labels)
+        # the data order is a pure function of (seed, epoch): a resumed trial sees the same batches
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).numpy()
+        total, count = 0.0, 0
+        for step, batch in enumerate(_batch_indices(order, config.batch_size)):
+            x, y = _to_tensors(splits.train, batch, device)
+            with amp:
+                logits = model(x)
+            loss = self._loss(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise _TrialFailed(f"diverged: training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(batch)
+            count += len(batch)
+        return total / count
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def available_cpus() -> int:
+    """The number of CPUs this process may run on (what Ray or taskset gave it), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto": the first visible GPU if any, else CPU; "cpu"; "cuda"/"cuda:K" (raises if no GPU is visible)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AttnasError(f"proxy config: device {name!r} asked for, but this trial sees no GPU")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise AttnasError(f"proxy config: device must be auto, cpu, cuda or cuda:K, got {name!r}") from None
+
+
+def score(model: nn.Module, data, batch_size: int, device: torch.device, amp: contextlib.AbstractContextManager,
+          num_classes: int) -> dict[str, float | None]:
+    """Top-1, top-5 (None with 5 classes or fewer) and mean cross-entropy of `model` on `data`, in eval mode."""
+    model.eval()
+    n = len(data.labels)
+    correct1 = correct5 = 0
+    loss = 0.0
+    with torch.no_grad():
+        for batch in _batch_indices(np.arange(n), batch_size):
+            x, y = _to_tensors(data, batch, device)
+            with amp:
+                logits = model(x).float()
+            loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+            top = logits.topk(min(5, num_classes), dim=1).indices
+            correct1 += (top[:, 0] == y).sum().item()
+            correct5 += (top == y[:, None]).any(dim=1).sum().item()
+    return {"top1": correct1 / n, "top5": correct5 / n if num_classes > 5 else None, "loss": loss / n}
+
+
+def _latency(model: nn.Module, example: torch.Tensor, amp: contextlib.AbstractContextManager) -> float:
+    """Median seconds of one inference forward pass; on a GPU each call waits for the kernels to finish."""
+    from cells.complexity import measure_latency
+
+    synchronize = torch.cuda.synchronize if example.is_cuda else (lambda: None)
+
+    def forward() -> None:
+        with amp:
+            model(example)
+        synchronize()
+
+    model.eval()
+    with torch.no_grad():
+        return measure_latency(forward, repeats=10, warmup=2).median
+
+
+def _as_spec(spec: CellSpec | str | None) -> CellSpec | None:
+    if spec is None or spec == "none":
+        return None
+    if isinstance(spec, str):
+        return load_zoo(spec)
+    if not isinstance(spec, CellSpec):
+        raise AttnasError(f"evaluate: expected a CellSpec, a zoo cell name or None, got {type(spec).__name__}")
+    return spec
+
+
+def _to_tensors(data, batch: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # sorted indices read a memory-mapped array front to back; the order inside a batch does not matter
+    index = np.sort(batch)
+    clips = torch.from_numpy(np.ascontiguousarray(data.clips[index])).to(device)
+    labels = torch.from_numpy(np.asarray(data.labels[index], dtype=np.int64)).to(device)
+    return (clips.float() - PIXEL_MEAN) / PIXEL_STD, labels
+
+
+def _batches(n: int, batch_size: int) -> int:
+    return len(_batch_indices(np.arange(n), batch_size))
+
+
+def _batch_indices(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches.pop()  # a batch of one clip breaks BatchNorm in training mode
+    return batches
+
+
+def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _schedule(name: str, warmup: float, total_steps: int) -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up over `warmup` of the steps, then cosine to zero (onecycle, cosine)
+    or flat (constant). A plain function, so the scheduler's state dict holds only numbers."""
+    warm = max(1, round(warmup * total_steps)) if warmup > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if name == "constant":
+            return 1.0
+        progress = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+@contextlib.contextmanager
+def _timer(times: dict[str, float], name: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[name] = times.get(name, 0.0) + time.perf_counter() - start
+
+
+def _trial_identity(config: ProxyConfig, spec_hash: str | None) -> str:
+    """What a checkpoint must match to be resumed by this trial: the cell and every setting except resources."""
+    settings = config.to_dict()
+    for resource in ("device", "threads", "measure_latency", "latency_batch", "eval_batch_size"):
+        settings.pop(resource)
+    return json.dumps({"spec": spec_hash, "config": settings}, sort_keys=True, default=list)
+
+
+def _save_checkpoint(path: Path, identity: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, result: EvaluationResult) -> None:
+    state = {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": result.epochs,
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+             "curve": json.dumps(result.curve)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a worker killed mid-write leaves the previous checkpoint intact
+
+
+def _load_checkpoint(path: Path, identity: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, result: EvaluationResult,
+                     device: torch.device) -> int:
+    state = torch.load(path, map_location=device, weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise _TrialFailed(f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+    if state["identity"] != identity:
+        raise _TrialFailed(f"{path}: checkpoint belongs to another cell or configuration; remove it or use another "
+                           "checkpoint_dir")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+    result.curve = json.loads(state["curve"])
+    result.epochs = int(state["epoch"])
+    if result.curve:
+        last = result.curve[-1]
+        result.top1, result.top5, result.loss = last["top1"], last["top5"], last["loss"]
+    return result.epochs
