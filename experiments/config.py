@@ -145,8 +145,13 @@ def validate_parts(config: ExperimentConfig) -> None:
     except AttnasError as error:
         raise ConfigError(f"{where}: space: {error}") from None
     objective = _prefixed(where, "objective", lambda: Objective.from_dict(config.objective, source="objective"))
-    _prefixed(where, "controller", lambda: create_controller(
-        config.controller_name, space=space, seed=config.seed, objective=objective, **config.controller_settings))
+    if config.controller_name == "differentiable":  # a DARTS search, not a controller (experiments/differentiable.py)
+        from experiments.differentiable import differentiable_settings
+
+        differentiable_settings(config.controller_settings, space, where=where)
+    else:
+        _prefixed(where, "controller", lambda: create_controller(
+            config.controller_name, space=space, seed=config.seed, objective=objective, **config.controller_settings))
     proxy_config(config.evaluator, where=where)
 
 

@@ -66,6 +66,10 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
 def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None = None,
                progress: bool | None = None) -> SearchSummary:
     """Run (or continue) the search `config` describes in `run`, until its budget is spent."""
+    if config.controller_name == "differentiable":  # one supernet training job (experiments/differentiable.py)
+        from experiments.differentiable import run_differentiable
+
+        return run_differentiable(config, run, address=address, progress=progress)
     started_at = time.time()
     history = run.history(create=True)
     space = SearchSpace.from_yaml(str(run.space_file))

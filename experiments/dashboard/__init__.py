@@ -1,0 +1,19 @@
+"""attnas's views of a search (shared/DESIGN.md, "Search, history, dashboard"): optuna-dashboard served on the run's
+history, fed with NAS-specific additions that the driver writes as trials finish: each cell drawn as an SVG
+artifact, a markdown note per trial, and attnas's own plotly figures; plus a self-contained HTML report.
+
+    drawing.py     a cell as SVG (nodes with op, dim and attributes; ports on the edges)
+    notes.py       the markdown notes (per trial, and the study's)
+    data.py        what the figures read from a history (trials as points, the reference cells' scores)
+    figures.py     the plotly figures and the numbers behind them
+    store.py       the run's artifact store (runs/<name>/artifacts)
+    publisher.py   the driver's hook: drawings, notes and throttled figure refreshes while a search runs
+    references.py  `attnas references RUN`: score the reference cells once per run
+    server.py      `attnas dashboard RUN`: optuna-dashboard on 127.0.0.1 (another host only when asked)
+    report.py      `attnas report RUN -o report.html`
+"""
+from experiments.dashboard.drawing import cell_svg
+from experiments.dashboard.figures import best_so_far, build_figures, op_dim_frequencies, pareto_front
+from experiments.dashboard.publisher import DashboardPublisher
+
+__all__ = ["DashboardPublisher", "best_so_far", "build_figures", "cell_svg", "op_dim_frequencies", "pareto_front"]

@@ -1,0 +1,100 @@
+"""`attnas dashboard RUN`: optuna-dashboard on a run's history and artifact store, served by a small threaded WSGI
+server that binds 127.0.0.1 unless another host is asked for. It reads the storage through the same engine settings
+as the driver (SQLite with a busy timeout), so it stays live while a search writes to it."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from experiments.dashboard.store import artifact_store, run_artifact_dir
+from experiments.history import History
+from experiments.run_folder import RunFolder, open_run
+from search_space.errors import AttnasError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def open_history(run_dir: str | os.PathLike) -> tuple[RunFolder, History]:
+    """The run folder and its history, or a one-line `AttnasError` when either is missing or unreadable."""
+    run = open_run(run_dir)
+    if run.storage.startswith("sqlite:///"):
+        database = Path(run.storage[len("sqlite:///"):])
+        if not database.is_file():
+            raise AttnasError(f"{run.path}: its history {database} is missing")
+    return run, run.history(create=False)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _IPv6ThreadingServer(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # one line per request would drown the terminal
+        pass
+
+
+class DashboardServer:
+    """optuna-dashboard for one run, on `host:port` (port 0 picks a free one); `serve_forever` blocks, `start`
+    serves from a background thread (for tests and benchmarks), `close` stops it."""
+
+    def __init__(self, run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
+        import optuna_dashboard
+
+        from experiments.dashboard import speedup
+
+        speedup.install()
+        self.run, self.history = open_history(run_dir)
+        app = optuna_dashboard.wsgi(self.history.study._storage,
+                                    artifact_store=artifact_store(run_artifact_dir(self.run)))
+        server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
+        try:
+            self.httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        except OSError as error:
+            raise AttnasError(f"cannot serve the dashboard on {host}:{port}: {error.strerror or error}") from None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the server listens on."""
+        host, port = self.httpd.server_address[:2]
+        return host, port
+
+    @property
+    def url(self) -> str:
+        """The dashboard page of the run's study."""
+        host, port = self.address
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}/dashboard/studies/{self.history.study._study_id}"
+
+    def serve_forever(self) -> None:
+        """Serve until `close` (from another thread) or Ctrl-C."""
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> "DashboardServer":
+        """Serve from a background thread; returns self."""
+        self._thread = threading.Thread(target=self.serve_forever, name="attnas-dashboard", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.httpd.server_close()
+
+    def __enter__(self) -> "DashboardServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
