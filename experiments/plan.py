@@ -66,11 +66,21 @@ def plan(config: ExperimentConfig) -> Plan:
         source = f"synthetic task {data.task!r} ({data.train_size} training clips)"
     gpus = config.resources.gpus
     scheduler = config.early_stopping
+    trials = config.budget.trials
+    controller = config.controller_name
+    if controller == "differentiable":
+        from experiments.differentiable import differentiable_settings
+
+        search = differentiable_settings(config.controller_settings, space, where=config.source)
+        epochs = search.epochs or evaluator.epochs
+        controller = (f"differentiable search ({search.sampling}, {epochs} supernet epochs"
+                      + (", then the derived cell re-trained)" if search.retrain else ")"))
+        trials = epochs + (1 if search.retrain else 0)
     stopping = (f"ASHA (grace {scheduler.grace_period} epochs, reduction {scheduler.reduction_factor})"
                 if scheduler.scheduler == "asha" else "none")
     return Plan(
-        name=config.name, space=space.name, space_cells=cells, controller=config.controller_name,
-        trials=config.budget.trials, time_limit_s=config.budget.seconds, concurrency=config.concurrency,
+        name=config.name, space=space.name, space_cells=cells, controller=controller,
+        trials=trials, time_limit_s=config.budget.seconds, concurrency=config.concurrency,
         cpus_per_trial=config.resources.cpus, gpus_per_trial=gpus,
         cluster_cpus_needed=config.concurrency * config.resources.cpus,
         cluster_gpus_needed=math.ceil(config.concurrency * gpus) if gpus else 0,
