@@ -38,10 +38,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's PostgreSQL server, as a SQLAlchemy URL."""
+    import uuid
+
+    import psycopg2
+
+    name = f"attnas_{uuid.uuid4().hex[:12]}"
+    connection = psycopg2.connect(host="127.0.0.1", port=postgres_server, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    connection.cursor().execute(f"CREATE DATABASE {name}")
+    connection.close()
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{postgres_server}/{name}"
+
+
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway PostgreSQL server on 127.0.0.1 started for the test session; skips with the reason when the
-    server binaries (Debian's postgresql package, which .ci/run installs) or the driver are missing."""
+def postgres_server():
+    """A throwaway PostgreSQL server on 127.0.0.1 for the test session (yields its port); skips with the reason
+    when the server binaries (Debian's postgresql package, which .ci/run installs) or the driver are missing."""
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
     initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
     if not initdb or not pg_ctl:
@@ -75,10 +90,10 @@ def postgres_url():
                 break
             except psycopg2.OperationalError:
                 time.sleep(0.2)
-        connection.autocommit = True
-        connection.cursor().execute("CREATE DATABASE attnas_test")
+        else:
+            pytest.fail(f"the PostgreSQL server started for the tests does not answer on port {port}")
         connection.close()
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/attnas_test"
+        yield port
     finally:
         subprocess.run([*run_as, pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
