@@ -243,6 +243,7 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from experiments.dashboard.notes import si_units
     from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, best_of
     from experiments.run_folder import open_run
 
@@ -254,27 +255,20 @@ def _status(args: argparse.Namespace) -> int:
     console.print(f"run [bold]{run.name}[/] ({run.storage}): {len(records)} trials: "
                   + ", ".join(f"{n} {s}" for s, n in counts.items()))
     table = Table(title=f"top {args.top} cells")
-    for column in ("trial", "hash", "accuracy", "MACs", "params", "latency ms", "wall s", "ops"):
-        table.add_column(column, justify="right" if column not in ("hash", "ops") else "left")
+    for column in ("trial", "hash", "accuracy", "MACs", "params", "latency ms", "wall s"):
+        table.add_column(column, justify="left" if column == "hash" else "right", no_wrap=True)
+    table.add_column("ops", overflow="fold")
     for record in best_of(records, args.top):
         ops = ", ".join(f"{n['op']}/{n.get('dim', n.get('mode', ''))}" for n in record.cell.get("nodes", {}).values())
-        table.add_row(str(record.number), record.hash, f"{record.value:.4f}", _si(record.values.get("macs")),
-                      _si(record.values.get("params")), _fixed(record.values.get("latency_ms")),
+        table.add_row(str(record.number), record.hash, f"{record.value:.4f}",
+                      si_units(record.values.get("macs")), si_units(record.values.get("params")),
+                      _fixed(record.values.get("latency_ms")),
                       _fixed(record.values.get("wall_time_s")), ops)
     console.print(table)
     failed = [r for r in records if r.state == FAILED][-3:]
     for record in failed:
         console.print(f"trial {record.number} failed: {record.reason}", style="red", markup=False)
     return 0
-
-
-def _si(value) -> str:
-    if value is None:
-        return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f}{unit}"
-    return f"{value:.0f}"
 
 
 def _fixed(value) -> str:

@@ -10,15 +10,6 @@ from search_space import AttnasError, CellSpec, load_space, load_zoo, zoo_names
 CHANNELS = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sampled_specs(count=50, seed=0):
     space = load_space("default")
     rng = np.random.default_rng(seed)

@@ -16,15 +16,6 @@ SHAPES = [(2, IN, 1, 4, 3), (2, IN, 3, 4, 3)]   # T = 1 (an image) and T > 1
 EXAMPLE_VALUES = {"heads": (1, 2), "kernel": (1, 3), "reduction": (2,), "descriptors": (3,)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def op_cases():
     """(op name, attributes) for every op and every combination of its vocabulary's attribute values."""
     for name, operation in OPERATIONS.items():
