@@ -154,8 +154,15 @@ class History:
     # --------------------------------------------------------------------------------------------- reading
     def trials(self, states: Iterable[str] | None = None) -> list[TrialRecord]:
         """Every trial (or those in `states`), oldest first."""
-        wanted = None if states is None else tuple({_TO_OPTUNA.get(s, TrialState.RUNNING) for s in states})
-        return [_record(t) for t in self.study.get_trials(deepcopy=False, states=wanted)]
+        try:
+            rows = read_rows(self.study)
+        except Exception:  # an Optuna whose tables differ: its own reader is always right, only slower
+            rows = None
+        if rows is None:
+            rows = [(t.number, t.state, t.value, t.user_attrs, t.intermediate_values, t.datetime_start,
+                     t.datetime_complete) for t in self.study.get_trials(deepcopy=False)]
+        records = [_record(*row[:5]) for row in rows]
+        return records if states is None else [r for r in records if r.state in set(states)]
 
     def best(self, count: int = 1) -> list[TrialRecord]:
         """The `count` complete trials with the highest metric, best first."""
@@ -174,13 +181,51 @@ def best_of(records: Iterable[TrialRecord], count: int) -> list[TrialRecord]:
     return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
 
 
-def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
-    attrs = trial.user_attrs
+def _record(number: int, state: TrialState, value: float | None, attrs: dict, intermediate: dict) -> TrialRecord:
     values = dict(attrs.get("values") or {})
-    curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
-    return TrialRecord(number=trial.number, state=_FROM_OPTUNA.get(trial.state, FAILED), cell=attrs.get("cell", {}),
+    curve = [intermediate[k] for k in sorted(intermediate)]
+    return TrialRecord(number=number, state=_FROM_OPTUNA.get(state, FAILED), cell=attrs.get("cell", {}),
                        hash=attrs.get("hash", ""), values=values, curve=curve, reason=attrs.get("failure"),
                        attrs=attrs)
+
+
+def read_rows(study: optuna.Study) -> list[tuple] | None:
+    """(number, state, value, user attrs, intermediate values, start, complete) per trial, straight from the
+    tables of an RDB storage (just these columns: several times faster than Optuna's `get_trials` on a long
+    history, which also parses every parameter's distribution); None for other storages."""
+    import json
+
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps its RDBStorage in a caching layer
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return None
+    trials = models.TrialModel.__table__
+    values = models.TrialValueModel.__table__
+    attrs = models.TrialUserAttributeModel.__table__
+    steps = models.TrialIntermediateValueModel.__table__
+    mine = sa.select(trials.c.trial_id).where(trials.c.study_id == study._study_id)
+    with backend.engine.connect() as connection:
+        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
+                                            trials.c.datetime_start, trials.c.datetime_complete)
+                                  .where(trials.c.study_id == study._study_id).order_by(trials.c.number)).all()
+        objective = {r[0]: models.TrialValueModel.stored_repr_to_value(r[1], r[2]) for r in connection.execute(
+            sa.select(values.c.trial_id, values.c.value, values.c.value_type)
+            .where(values.c.objective == 0, values.c.trial_id.in_(mine)))}
+        user: dict[int, dict] = {}
+        for trial_id, key, value_json in connection.execute(
+                sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(attrs.c.trial_id.in_(mine))):
+            user.setdefault(trial_id, {})[key] = json.loads(value_json)
+        curves: dict[int, dict] = {}
+        for trial_id, step, value, kind in connection.execute(
+                sa.select(steps.c.trial_id, steps.c.step, steps.c.intermediate_value,
+                          steps.c.intermediate_value_type).where(steps.c.trial_id.in_(mine))):
+            curves.setdefault(trial_id, {})[step] = \
+                models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
+    return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
+             complete) for trial_id, number, state, start, complete in rows]
 
 
 def sqlite_url(path: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
+from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, read_rows
 
 REFERENCES_ATTR = "references"
 REFERENCE_CELLS = ("none", "non_local", "double_attention")
@@ -55,7 +55,7 @@ def load_points(study: optuna.Study, *, fast: bool = True) -> list[TrialPoint]:
     code does not know takes Optuna's own path (the tests check both give the same points)."""
     if fast:
         try:
-            rows = _read_rdb(study)
+            rows = read_rows(study)
         except Exception:  # an Optuna whose tables differ: its own reader is always right, only slower
             rows = None
         if rows is not None:
@@ -90,44 +90,6 @@ def _point(number, trial_state, value, attrs, intermediate, start, complete, ori
         macs=_number(attrs.get("macs", values.get("macs"))), params=_number(attrs.get("params", values.get("params"))),
         latency_ms=_number(attrs.get("latency_ms", values.get("latency_ms"))), node=attrs.get("node"),
         started_s=seconds(start), finished_s=seconds(complete))
-
-
-def _read_rdb(study: optuna.Study) -> list[tuple] | None:
-    """(number, state, value, user attrs, intermediate values, start, complete) per trial, straight from the
-    tables of an RDB storage; None for other storages."""
-    import json
-
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
-
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps its RDBStorage in a caching layer
-    if not isinstance(backend, optuna.storages.RDBStorage):
-        return None
-    trials = models.TrialModel.__table__
-    values = models.TrialValueModel.__table__
-    attrs = models.TrialUserAttributeModel.__table__
-    steps = models.TrialIntermediateValueModel.__table__
-    mine = sa.select(trials.c.trial_id).where(trials.c.study_id == study._study_id)
-    with backend.engine.connect() as connection:
-        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
-                                            trials.c.datetime_start, trials.c.datetime_complete)
-                                  .where(trials.c.study_id == study._study_id).order_by(trials.c.number)).all()
-        objective = {r[0]: models.TrialValueModel.stored_repr_to_value(r[1], r[2]) for r in connection.execute(
-            sa.select(values.c.trial_id, values.c.value, values.c.value_type)
-            .where(values.c.objective == 0, values.c.trial_id.in_(mine)))}
-        user: dict[int, dict] = {}
-        for trial_id, key, value_json in connection.execute(
-                sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(attrs.c.trial_id.in_(mine))):
-            user.setdefault(trial_id, {})[key] = json.loads(value_json)
-        curves: dict[int, dict] = {}
-        for trial_id, step, value, kind in connection.execute(
-                sa.select(steps.c.trial_id, steps.c.step, steps.c.intermediate_value,
-                          steps.c.intermediate_value_type).where(steps.c.trial_id.in_(mine))):
-            curves.setdefault(trial_id, {})[step] = \
-                models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
-    return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
-             complete) for trial_id, number, state, start, complete in rows]
 
 
 def load_references(history: History) -> list[Reference]:

@@ -116,3 +116,18 @@ def test_history_on_a_real_postgresql_server(postgres_url):
     [record] = History(postgres_url, create=False).trials()
     assert record.state == COMPLETE and record.value == 0.3 and record.curve == [0.25]
     assert record.cell == cell.to_dict()
+
+
+def test_fast_reader_gives_what_optunas_reader_gives(history, monkeypatch):
+    rng = np.random.default_rng(3)
+    for state in (COMPLETE, PRUNED, FAILED, None):
+        number = start(history, SPACE.sample(rng), node="n")
+        history.report(number, 1, 0.25)
+        if state is not None:
+            history.finish(number, state=state, values={"accuracy": 0.5, "macs": 3.0}, reason="why")
+    fast = history.trials()
+    import experiments.history as module
+
+    monkeypatch.setattr(module, "read_rows", lambda study: None)
+    assert history.trials() == fast
+    assert [r.state for r in fast] == [COMPLETE, PRUNED, FAILED, RUNNING]
