@@ -143,10 +143,11 @@ def test_speedup_gives_optuna_dashboards_own_answers(finished_run):
 
 
 def test_the_fast_history_reader_matches_optunas(finished_run):
-    from experiments.dashboard.data import _read_rdb, load_points
+    from experiments.dashboard.data import load_points
+    from experiments.history import read_rows
 
     study = finished_run.history().study
-    assert len(_read_rdb(study)) == TRIALS  # the fast path is taken, not its fallback
+    assert len(read_rows(study)) == TRIALS  # the fast path is taken, not its fallback
     fast, slow = load_points(study), load_points(study, fast=False)
     assert len(fast) == TRIALS and fast == slow
     assert {p.state for p in fast} >= {"complete", "failed"} and all(p.cell for p in fast)
