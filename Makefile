@@ -19,8 +19,9 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# Each `make search` is a new run folder, runs/quickstart-DATE-TIME.
 search: $(STAMP)
-	$(BIN)/attnas search experiments/configs/quickstart.yaml
+	$(BIN)/attnas search experiments/configs/quickstart.yaml --name quickstart-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
