@@ -98,14 +98,14 @@ def _cost_job(job: dict) -> dict:
     import torch
 
     from evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
-    from evaluators.proxy import ProxyEvaluator, _to_tensors
+    from evaluators.proxy import ProxyEvaluator, to_tensors
 
     torch.set_num_threads(1)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     proxy = ProxyConfig(threads=1)
     splits = ProxyEvaluator(proxy).splits()
     batch = np.arange(proxy.batch_size)
-    x, y = _to_tensors(splits.train, batch, torch.device("cpu"))
+    x, y = to_tensors(splits.train, batch, torch.device("cpu"))
     data_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if job["space"] == "none":
         model = ProxyEvaluator(proxy).build_model(None, splits.num_classes, splits.clip_shape)

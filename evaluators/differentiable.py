@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,10 +33,11 @@ from cells.supernet import SupernetCell, insert_supernet, supernet_cells
 from evaluators.config import ProxyConfig
 from evaluators.proxy import (
     ProxyEvaluator,
-    _batch_indices,
-    _optimizer,
-    _schedule,
-    _to_tensors,
+    batch_count,
+    batch_indices,
+    make_optimizer,
+    lr_schedule,
+    to_tensors,
     available_cpus,
     resolve_device,
     score,
@@ -135,10 +135,10 @@ class DifferentiableSearch:
             arch = [p for cell in cells for p in cell.architecture_parameters()]
             arch_ids = {id(p) for p in arch}
             weights = [p for p in model.parameters() if id(p) not in arch_ids]
-            weight_optimizer = _optimizer(SimpleNamespace(parameters=lambda: iter(weights)), config)
-            steps = len(_batch_indices(np.arange(len(splits.train.labels)), config.batch_size))
+            weight_optimizer = make_optimizer(SimpleNamespace(parameters=lambda: iter(weights)), config)
+            steps = batch_count(len(splits.train.labels), config.batch_size)
             scheduler = torch.optim.lr_scheduler.LambdaLR(
-                weight_optimizer, _schedule(config.schedule, config.warmup, self.epoch_count * steps))
+                weight_optimizer, lr_schedule(config.schedule, config.warmup, self.epoch_count * steps))
             arch_optimizer = torch.optim.Adam(arch, lr=settings.arch_lr, betas=tuple(settings.arch_betas),
                                               weight_decay=settings.arch_weight_decay)
             amp = contextlib.nullcontext()
@@ -175,17 +175,17 @@ class DifferentiableSearch:
         train_order = torch.randperm(len(splits.train.labels), generator=torch.Generator().manual_seed(seed)).numpy()
         val_order = torch.randperm(len(splits.validation.labels),
                                    generator=torch.Generator().manual_seed(seed + 50_000)).numpy()
-        val_batches = _batch_indices(val_order, config.batch_size)
+        val_batches = batch_indices(val_order, config.batch_size)
         total, count = 0.0, 0
-        for step, batch in enumerate(_batch_indices(train_order, config.batch_size)):
+        for step, batch in enumerate(batch_indices(train_order, config.batch_size)):
             if search:
-                x, y = _to_tensors(splits.validation, val_batches[step % len(val_batches)], device)
+                x, y = to_tensors(splits.validation, val_batches[step % len(val_batches)], device)
                 arch_loss = nn.functional.cross_entropy(model(x), y)
                 arch_optimizer.zero_grad(set_to_none=True)
                 weight_optimizer.zero_grad(set_to_none=True)
                 arch_loss.backward()
                 arch_optimizer.step()
-            x, y = _to_tensors(splits.train, batch, device)
+            x, y = to_tensors(splits.train, batch, device)
             loss = nn.functional.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
             if not torch.isfinite(loss):
                 raise AttnasError(f"differentiable search diverged: training loss {loss.item()} at epoch "

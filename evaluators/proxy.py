@@ -160,10 +160,10 @@ class ProxyEvaluator:
             result.params, result.macs = complexity.params, complexity.macs
         model.to(device)
 
-        steps_per_epoch = _batches(len(splits.train.labels), config.batch_size)
-        optimizer = _optimizer(model, config)
+        steps_per_epoch = batch_count(len(splits.train.labels), config.batch_size)
+        optimizer = make_optimizer(model, config)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
+            optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
         first_epoch = 0
         identity = _trial_identity(config, result.spec_hash)
         checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
@@ -209,8 +209,8 @@ class ProxyEvaluator:
         # the data order is a pure function of (seed, epoch): a resumed trial sees the same batches
         order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).numpy()
         total, count = 0.0, 0
-        for step, batch in enumerate(_batch_indices(order, config.batch_size)):
-            x, y = _to_tensors(splits.train, batch, device)
+        for step, batch in enumerate(batch_indices(order, config.batch_size)):
+            x, y = to_tensors(splits.train, batch, device)
             with amp:
                 logits = model(x)
             loss = self._loss(logits.float(), y)
@@ -257,8 +257,8 @@ def score(model: nn.Module, data, batch_size: int, device: torch.device, amp: co
     correct1 = correct5 = 0
     loss = 0.0
     with torch.no_grad():
-        for batch in _batch_indices(np.arange(n), batch_size):
-            x, y = _to_tensors(data, batch, device)
+        for batch in batch_indices(np.arange(n), batch_size):
+            x, y = to_tensors(data, batch, device)
             with amp:
                 logits = model(x).float()
             loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
@@ -294,7 +294,8 @@ def _as_spec(spec: CellSpec | str | None) -> CellSpec | None:
     return spec
 
 
-def _to_tensors(data, batch: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def to_tensors(data, batch: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of normalised float clips and labels on `device`, from (possibly memory-mapped) uint8 data."""
     # sorted indices read a memory-mapped array front to back; the order inside a batch does not matter
     index = np.sort(batch)
     clips = torch.from_numpy(np.ascontiguousarray(data.clips[index])).to(device)
@@ -302,25 +303,28 @@ def _to_tensors(data, batch: np.ndarray, device: torch.device) -> tuple[torch.Te
     return (clips.float() - PIXEL_MEAN) / PIXEL_STD, labels
 
 
-def _batches(n: int, batch_size: int) -> int:
-    return len(_batch_indices(np.arange(n), batch_size))
+def batch_count(n: int, batch_size: int) -> int:
+    """How many batches `batch_indices` makes of `n` clips."""
+    return len(batch_indices(np.arange(n), batch_size))
 
 
-def _batch_indices(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+def batch_indices(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """`order` cut into batches of `batch_size`, without a trailing batch of a single clip."""
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if len(batches) > 1 and len(batches[-1]) < 2:
         batches.pop()  # a batch of one clip breaks BatchNorm in training mode
     return batches
 
 
-def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
+    """The trial's optimiser (SGD with Nesterov momentum, or AdamW) over `model.parameters()`."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay, nesterov=config.momentum > 0)
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _schedule(name: str, warmup: float, total_steps: int) -> Callable[[int], float]:
+def lr_schedule(name: str, warmup: float, total_steps: int) -> Callable[[int], float]:
     """LR multiplier per step: linear warm-up over `warmup` of the steps, then cosine to zero (onecycle, cosine)
     or flat (constant). A plain function, so the scheduler's state dict holds only numbers."""
     warm = max(1, round(warmup * total_steps)) if warmup > 0 else 0

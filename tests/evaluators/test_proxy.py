@@ -107,10 +107,10 @@ def test_none_is_the_backbone_alone_and_cells_add_cost(tmp_path):
 
 
 def test_schedule_warms_up_then_decays():
-    factor = proxy_module._schedule("onecycle", 0.25, 8)
+    factor = proxy_module.lr_schedule("onecycle", 0.25, 8)
     values = [factor(s) for s in range(8)]
     assert values[:2] == [0.5, 1.0] and values[-1] < values[2] and all(0 < v <= 1 for v in values)
-    assert proxy_module._schedule("constant", 0.0, 8)(7) == 1.0
+    assert proxy_module.lr_schedule("constant", 0.0, 8)(7) == 1.0
 
 
 def test_config_errors_are_one_line():
