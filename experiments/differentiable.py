@@ -65,7 +65,7 @@ def run_differentiable(config, run, *, address: str | None = None, progress: boo
 
     from experiments.config import proxy_config
     from experiments.dashboard import DashboardPublisher
-    from experiments.driver import _init_ray, _quiet_ray, _summary
+    from experiments.driver import init_ray, quiet_ray, summarize
 
     started_at = time.time()
     history = run.history(create=True)
@@ -74,7 +74,7 @@ def run_differentiable(config, run, *, address: str | None = None, progress: boo
     evaluator = proxy_config(config.evaluator, where=config.source)
     records = history.trials()
     if any(r.attrs.get("phase") == "retrain" and r.state == COMPLETE for r in records):
-        return _summary(run, records, started_at)
+        return summarize(run, records, started_at)
     for record in records:
         if record.state == RUNNING:
             history.finish(record.number, state=FAILED,
@@ -82,9 +82,9 @@ def run_differentiable(config, run, *, address: str | None = None, progress: boo
     deadline = started_at + config.budget.seconds if config.budget.seconds else None
     say = _printer(progress)
 
-    _quiet_ray()
+    quiet_ray()
     owns_ray = not ray.is_initialized()
-    _init_ray(address)
+    init_ray(address)
     publisher = DashboardPublisher.for_run(run, history)
     resources = {"num_cpus": config.resources.cpus, "num_gpus": config.resources.gpus}
     try:
@@ -117,7 +117,7 @@ def run_differentiable(config, run, *, address: str | None = None, progress: boo
         publisher.finish()
         if owns_ray:
             ray.shutdown()
-    return _summary(run, history.trials(), started_at)
+    return summarize(run, history.trials(), started_at)
 
 
 def _record_epoch(history: History, space: SearchSpace, epoch: dict, *, phase: str = "search") -> int:

@@ -83,7 +83,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     metric = "accuracy"
 
     if len(interrupted) + remaining == 0:
-        return _summary(run, records, started_at)
+        return summarize(run, records, started_at)
 
     import ray
     from ray import tune
@@ -94,9 +94,9 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     from experiments.searcher import ControllerSearcher
     from experiments.trainable import train_trial
 
-    _quiet_ray()
+    quiet_ray()
     owns_ray = not ray.is_initialized()
-    _init_ray(address)
+    init_ray(address)
     publisher = DashboardPublisher.for_run(run, history)  # cell drawings, notes and figures for the dashboard
     searcher = ControllerSearcher(controller=controller, space=space, history=history,
                                   evaluator=config.evaluator, epochs=epochs, trials=remaining, deadline=deadline,
@@ -130,10 +130,11 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         publisher.finish()
         if owns_ray:
             ray.shutdown()
-    return _summary(run, history.trials(), started_at)
+    return summarize(run, history.trials(), started_at)
 
 
-def _summary(run: RunFolder, records: list[TrialRecord], started_at: float) -> SearchSummary:
+def summarize(run: RunFolder, records: list[TrialRecord], started_at: float) -> SearchSummary:
+    """The `SearchSummary` of a run from its trial records."""
     counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
     best = best_of(records, 1)
     return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
@@ -145,7 +146,8 @@ def _trial_folder(trial) -> str:
     return f"trial-{trial.config.get('number', 'x')}-{trial.trial_id}"
 
 
-def _init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> None:
+    """Join the cluster at `address` (or RAY_ADDRESS), else start Ray locally; one-line error if unreachable."""
     import ray
 
     if ray.is_initialized():
@@ -163,7 +165,7 @@ def _init_ray(address: str | None) -> None:
         raise AttnasError(f"cannot connect to {where}: {str(error).splitlines()[0][:200]}") from None
 
 
-def _quiet_ray() -> None:
+def quiet_ray() -> None:
     """Keep Ray's own console output (banners, tips, per-trial tables) out of the user's way."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
