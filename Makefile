@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install search test clean
+.PHONY: install search test study study-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ search: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The search study (benchmarks/search_study.py, issue 9): searches, re-training, transfer, cost-aware search;
+# writes its section of benchmarks/RESULTS.md. `make study-quick` is the under-20-minute version.
+study: $(STAMP)
+	$(BIN)/python -m benchmarks.search_study
+
+study-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.search_study --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -19,7 +19,6 @@ line per job, keyed by the settings), so an interrupted run continues where it s
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import multiprocessing
 import resource
@@ -34,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.job_pool import job_key, run_jobs  # noqa: E402
 from benchmarks.results import table, write_section  # noqa: E402
 from evaluators.config import DataConfig, ProxyConfig  # noqa: E402
 from search_space import CellSpec, load_space, unique_cells  # noqa: E402
@@ -55,10 +55,6 @@ def settings(quick: bool) -> dict:
                         threads=1, measure_latency=False)
     return {"proxy": proxy, "search_seeds": (0, 1, 2, 3),
             "variants": {"softmax": {}, "gumbel": {"sampling": "gumbel"}}}
-
-
-def _key(*parts) -> str:
-    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ the jobs
@@ -148,22 +144,9 @@ def _job(job: dict) -> dict:
     return _search_job(job) if job["kind"] == "search" else _trial_job(job)
 
 
-def _run_jobs(function, jobs: list[dict], workers: int, store: Path) -> dict[str, dict]:
-    done = {}
-    if store.exists():
-        for line in store.read_text().splitlines():
-            entry = json.loads(line)
-            done[entry["key"]] = entry
-    todo = [job for job in jobs if job["key"] not in done]
-    if todo:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool, store.open("a") as out:
-            for entry in pool.imap_unordered(function, todo):
-                done[entry["key"]] = entry
-                out.write(json.dumps(entry) + "\n")
-                out.flush()
-                print(f"  {entry['kind']} {entry.get('hash', entry.get('method', ''))} seed {entry['seed']}: "
-                      f"{entry.get('top1', '')} ({entry['wall_time']:.0f} s)", flush=True)
-    return {job["key"]: done[job["key"]] for job in jobs}
+def _describe_entry(entry: dict) -> str:
+    return (f"{entry['kind']} {entry.get('hash', entry.get('method', ''))} seed {entry['seed']}: "
+            f"{entry.get('top1', '')} ({entry['wall_time']:.0f} s)")
 
 
 # ------------------------------------------------------------------------------------------ the analysis
@@ -198,7 +181,7 @@ def main() -> None:
     # 1. supernet cost at the proxy settings, one fresh process per space
     print("supernet cost at the proxy settings", flush=True)
     cost_store = RUNS / "costs.jsonl"
-    cost_jobs = [{"key": _key("cost", s, m, 3 if args.quick else 5), "space": s, "sampling": m,
+    cost_jobs = [{"key": job_key("cost", s, m, 3 if args.quick else 5), "space": s, "sampling": m,
                   "steps": 3 if args.quick else 5} for s, m in COSTS]
     cached = {}
     if cost_store.exists() and not args.fresh_costs:
@@ -215,15 +198,16 @@ def main() -> None:
     space = load_space("tiny")
     cells = unique_cells(space.enumerate())
     print(f"ground truth: {len(cells)} cells x {len(GROUND_TRUTH_SEEDS)} seeds", flush=True)
-    jobs = [{"key": _key("trial", proxy_data, cell if cell == "none" else cell.hash, seed), "proxy": proxy_data,
+    jobs = [{"key": job_key("trial", proxy_data, cell if cell == "none" else cell.hash, seed), "proxy": proxy_data,
              "kind": "trial",
              "cell": cell if cell == "none" else cell.to_dict(), "seed": seed}
             for cell in ["none", *cells] for seed in GROUND_TRUTH_SEEDS]
     # 3. the searches (queued first, with the trials, so both workers stay busy)
-    search_jobs = [{"key": _key("search", proxy_data, variant, seed), "proxy": proxy_data, "kind": "search",
+    search_jobs = [{"key": job_key("search", proxy_data, variant, seed), "proxy": proxy_data, "kind": "search",
                     "search": variant, "method": method, "seed": seed}
                    for method, variant in config["variants"].items() for seed in config["search_seeds"]]
-    results = _run_jobs(_job, search_jobs + jobs, args.workers, RUNS / "jobs.jsonl")
+    results = run_jobs(_job, search_jobs + jobs, workers=args.workers, store=RUNS / "jobs.jsonl",
+                       describe=_describe_entry)
     trials = {job["key"]: results[job["key"]] for job in jobs}
     searches = {job["key"]: results[job["key"]] for job in search_jobs}
 

@@ -1,27 +1,23 @@
 """Proof that the proxy reward carries signal (issue 4), written to RESULTS.md section "proxy_signal".
 
 On the default task and proxy settings (`ProxyConfig()`), with several seeds each: the backbone alone vs non_local vs
-double_attention vs squeeze_excitation, and random cells from the default search space at two seeds. Reports the
-gap of the attention cells over the backbone alone, the Spearman rank correlation of the random cells between the
-two seeds, one-core trial wall time and CPU time, and what a trial's time goes to (phase timings and a torch
-profile of training steps).
+double_attention vs squeeze_excitation, and random cells from the default search space at four seeds. Reports the
+gap of the attention cells over the backbone alone, the Spearman rank correlation of the random cells between
+seeds (single seeds, and means of two seeds as `repeats: 2` would score them), one-core trial wall time and CPU
+time, and what a trial's time goes to (phase timings and a torch profile of training steps).
 
 Every trial runs single-threaded in one of `--workers` processes. Raw results are kept in runs/proxy_signal/
 (one JSON line per trial, keyed by the settings), so an interrupted run continues where it stopped.
 
-    python benchmarks/proxy_signal.py            # the full run (about 60 trials)
-    python benchmarks/proxy_signal.py --quick    # fewer cells and seeds, for development
+    python -m benchmarks.proxy_signal            # the full run (92 trials)
+    python -m benchmarks.proxy_signal --quick    # fewer cells and seeds, for development
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import multiprocessing
 import statistics
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.job_pool import job_key, proxy_trial, run_jobs  # noqa: E402
 from benchmarks.results import table, write_section  # noqa: E402
 from evaluators import ProxyConfig  # noqa: E402
 from search_space import CellSpec, load_space, load_zoo  # noqa: E402
@@ -37,6 +34,7 @@ BASELINES = ["none", "non_local", "double_attention", "squeeze_excitation"]
 RELATIONAL = ["non_local", "double_attention"]  # the cells that relate distant positions and frames
 RUNS = ROOT / "runs" / "proxy_signal"
 CELL_SEED = 2024  # the random cells drawn from the default space
+CELL_SEEDS = 4  # training seeds per random cell: single-seed rankings (0 vs 1) and two-seed means (0+1 vs 2+3)
 
 # Design iterations measured while building the proxy (exploratory runs with evaluators/ at the time; 1 seed each
 # unless noted, 2 cores shared with other jobs). Kept here so the section says what was tried and why it changed.
@@ -73,27 +71,6 @@ TRIED = """
    one trial), a task with fewer ways to succeed by luck (more clips per epoch, smaller lr), and a default space
    whose cells differ more in what they can relate.
 """
-
-
-def trial_key(config: ProxyConfig, cell: dict | None) -> str:
-    text = json.dumps({"config": config.to_dict(), "cell": cell}, sort_keys=True, default=list)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def run_trial(job: tuple[str, dict | None, dict]) -> dict:
-    """One trial in a worker process: single-threaded, never raising (evaluate returns failures)."""
-    import torch
-
-    from evaluators import ProxyEvaluator
-
-    torch.set_num_threads(1)
-    label, cell, config_data = job
-    config = ProxyConfig.from_dict(config_data)
-    spec = CellSpec.from_dict(cell) if cell is not None else None
-    result = ProxyEvaluator(config).evaluate(spec)
-    out = result.to_dict()
-    out.pop("traceback", None)
-    return {"label": label, "key": trial_key(config, cell), **out}
 
 
 def random_cells(count: int) -> list[tuple[str, dict]]:
@@ -153,7 +130,7 @@ def profile_training(config: ProxyConfig, cell: str | None, steps: int = 5) -> l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 random cells, 2 seeds: a development run")
+    parser.add_argument("--quick", action="store_true", help="4 random cells, 2 baseline seeds: a development run")
     parser.add_argument("--workers", type=int, default=2, help="parallel single-threaded trial processes")
     parser.add_argument("--cells", type=int, default=None, help="number of random cells (default 20, quick 4)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per baseline (default 3, quick 2)")
@@ -166,35 +143,22 @@ def main() -> None:
     jobs = []
     for seed in range(n_seeds):
         for name in BASELINES:
-            spec = None if name == "none" else load_zoo(name).to_dict()
-            jobs.append((name, spec, replace(base, seed=seed).to_dict()))
-    for seed in range(2):
+            jobs.append({"label": name, "cell": None if name == "none" else load_zoo(name).to_dict(), "seed": seed})
+    for seed in range(CELL_SEEDS):
         for cell_hash, cell in cells:
-            jobs.append((cell_hash, cell, replace(base, seed=seed).to_dict()))
+            jobs.append({"label": cell_hash, "cell": cell, "seed": seed})
+    for job in jobs:
+        job["proxy"] = base.to_dict()
+        job["key"] = job_key(job["proxy"], job["cell"], job["seed"])
 
     # build the data once, in this process, before the workers memory-map it
     from evaluators.datasets import load_splits
 
     load_splits(base.data)
-    RUNS.mkdir(parents=True, exist_ok=True)
-    raw = RUNS / "trials.jsonl"
-    done = {}
-    if raw.exists():
-        for line in raw.read_text().splitlines():
-            record = json.loads(line)
-            done[record["key"]] = record
-    todo = [job for job in jobs if trial_key(ProxyConfig.from_dict(job[2]), job[1]) not in done]
-    print(f"{len(jobs)} trials, {len(jobs) - len(todo)} already done, {len(todo)} to run on {args.workers} workers",
-          flush=True)
-    started = time.time()
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool, open(raw, "a") as out:
-        for record in pool.imap_unordered(run_trial, todo):
-            done[record["key"]] = record
-            out.write(json.dumps(record) + "\n")
-            out.flush()
-            print(f"[{time.time() - started:6.0f}s] {record['label']:<18} seed {record['seed']} {record['status']} "
-                  f"top1={record['top1']} wall={record['wall_time']:.1f}s cpu={record['cpu_time']:.1f}s", flush=True)
-    results = [done[trial_key(ProxyConfig.from_dict(job[2]), job[1])] for job in jobs]
+    done = run_jobs(proxy_trial, jobs, workers=args.workers, store=RUNS / "trials.jsonl",
+                    describe=lambda r: f"{r['label']:<18} seed {r['seed']} {r['status']} top1={r['top1']} "
+                                       f"wall={r['wall_time']:.1f}s cpu={r['cpu_time']:.1f}s")
+    results = [done[job["key"]] for job in jobs]
     profiles = {name: profile_training(base, None if name == "none" else name) for name in ("none", "non_local")}
     solo = {name: timed_trial(base, name) for name in ("none", "non_local")}
     write_report(base, results, cells, n_seeds, profiles, args, solo)
@@ -214,10 +178,34 @@ def _fmt(value: float | None, scale: float = 100.0, digits: int = 1) -> str:
     return "-" if value is None else f"{value * scale:.{digits}f}"
 
 
-def write_report(base: ProxyConfig, results: list[dict], cells: list[tuple[str, dict]], n_seeds: int,
-                 profiles: dict, args: argparse.Namespace, solo: dict) -> None:
+def _top1(record: dict) -> float:
+    return record["top1"] if record["top1"] is not None else 0.0
+
+
+RANKED_METRICS = {
+    "final validation top-1 (the reward)": _top1,
+    "mean validation top-1 over the epochs": lambda r: statistics.mean(e["top1"] for e in r["curve"]) if r["curve"]
+    else 0.0,
+}
+
+
+def rank_stability(cells: list[tuple[str, dict]], by: dict, metric) -> dict:
+    """Spearman correlations of `metric` over the cells between seeds, single and averaged over two seeds."""
+    from itertools import combinations
+
     from scipy.stats import spearmanr
 
+    x = {seed: np.array([metric(by[h][seed]) for h, _ in cells]) for seed in range(CELL_SEEDS)}
+    singles = [spearmanr(x[a], x[b])[0] for a, b in combinations(range(CELL_SEEDS), 2)]
+    return {"seed 0 vs 1": tuple(spearmanr(x[0], x[1])), "single pairs": float(np.mean(singles)),
+            "pairs": [spearmanr((x[0] + x[1]) / 2, (x[2] + x[3]) / 2)[0],
+                      spearmanr((x[0] + x[2]) / 2, (x[1] + x[3]) / 2)[0]],
+            "spread": float(np.std([(a + b) / 2 for a, b in zip(x[0], x[1])]) * 100),
+            "noise": float(np.mean(np.abs(x[0] - x[1])) * 100)}
+
+
+def write_report(base: ProxyConfig, results: list[dict], cells: list[tuple[str, dict]], n_seeds: int,
+                 profiles: dict, args: argparse.Namespace, solo: dict) -> None:
     by = {}
     for r in results:
         by.setdefault(r["label"], {})[r["seed"]] = r
@@ -254,23 +242,29 @@ def write_report(base: ProxyConfig, results: list[dict], cells: list[tuple[str, 
               f". Aim: a cell relating distant positions 10+ points above: "
               f"{'met' if best >= 10 else 'NOT met'} (best {best:+.1f})."]
 
-    lines += ["", f"### {len(cells)} random cells of the default space (drawn with seed {CELL_SEED}), seeds 0 and 1",
-              ""]
-    rows, first, second = [], [], []
+    lines += ["", f"### {len(cells)} random cells of the default space (drawn with seed {CELL_SEED}), "
+              f"seeds 0-{CELL_SEEDS - 1}", ""]
+    rows = []
     for cell_hash, cell in cells:
-        a, b = by[cell_hash][0], by[cell_hash][1]
-        first.append(a["top1"] if a["top1"] is not None else 0.0)
-        second.append(b["top1"] if b["top1"] is not None else 0.0)
-        rows.append([f"`{cell_hash}`", describe(cell), _fmt(a["top1"]), _fmt(b["top1"]),
-                     f"{a['macs'] / 1e6:.2f}" if a["macs"] else "-", a["status"] if a["status"] != "ok" else ""])
-    rows.sort(key=lambda row: -(float(row[2]) if row[2] != "-" else 0) - (float(row[3]) if row[3] != "-" else 0))
-    lines.append(table(["cell", "ops", "seed 0", "seed 1", "M mult-adds", "status"], rows))
-    rho, p = spearmanr(first, second)
-    spread = statistics.pstdev([(x + y) / 2 for x, y in zip(first, second)]) * 100
-    noise = statistics.mean(abs(x - y) for x, y in zip(first, second)) * 100
-    lines += ["", f"Spearman rank correlation between the seeds: **{rho:.2f}** (p = {p:.1g}; aim >= 0.8: "
-              f"{'met' if rho >= 0.8 else 'NOT met'}). Spread of cell means (sd) {spread:.1f} points; mean "
-              f"|seed 0 - seed 1| {noise:.1f} points."]
+        runs = [by[cell_hash][seed] for seed in range(CELL_SEEDS)]
+        rows.append([f"`{cell_hash}`", describe(cell)] + [_fmt(r["top1"]) for r in runs] +
+                    [_fmt(statistics.mean(_top1(r) for r in runs)), f"{runs[0]['macs'] / 1e6:.2f}"
+                     if runs[0]["macs"] else "-", ", ".join(r["status"] for r in runs if r["status"] != "ok")])
+    rows.sort(key=lambda row: -float(row[2 + CELL_SEEDS]))
+    lines.append(table(["cell", "ops"] + [f"seed {s}" for s in range(CELL_SEEDS)] + ["mean", "M mult-adds",
+                                                                                      "status"], rows))
+    stability = {name: rank_stability(cells, by, metric) for name, metric in RANKED_METRICS.items()}
+    rho, p = stability["final validation top-1 (the reward)"]["seed 0 vs 1"]
+    lines += ["", f"Spearman rank correlation of the reward between seeds 0 and 1: **{rho:.2f}** (p = {p:.1g}; aim "
+              f">= 0.8: {'met' if rho >= 0.8 else 'NOT met'}). Spread of cell means (sd over cells) "
+              f"{stability['final validation top-1 (the reward)']['spread']:.1f} points; mean |seed 0 - seed 1| "
+              f"{stability['final validation top-1 (the reward)']['noise']:.1f} points.", "",
+              "The same for other scores of a trial, and for the mean of two seeds (`evaluator: {repeats: 2}`), "
+              "Spearman rank correlation:", ""]
+    lines.append(table(["score", "seed 0 vs 1", "mean of the 6 single-seed pairs", "mean(0, 1) vs mean(2, 3)",
+                        "mean(0, 2) vs mean(1, 3)"],
+                       [[name, f"{v['seed 0 vs 1'][0]:.2f}", f"{v['single pairs']:.2f}", f"{v['pairs'][0]:.2f}",
+                         f"{v['pairs'][1]:.2f}"] for name, v in stability.items()]))
 
     walls = [r["wall_time"] for r in results if r["status"] == "ok"]
     cpus = [r["cpu_time"] for r in results if r["status"] == "ok"]

@@ -44,7 +44,9 @@ class ProxyConfig:
     """A proxy trial: `backbone` (any cells backbone, built with `backbone_args`; for proxy_i3d the input shape
     follows the data), cells inserted `at` the named placements, trained `epochs` with `optimizer`/`lr`/`schedule`,
     from `seed`, on `device` ("auto": a GPU if the trial has one, else CPU) with `threads` CPU threads (None: the
-    CPUs this process may run on). `measure_latency` times one forward pass of a batch of `latency_batch`."""
+    CPUs this process may run on). `measure_latency` times one forward pass of a batch of `latency_batch`.
+    `repeats` > 1 trains that many models at seeds `seed`, `seed` + 1, ... in lockstep and reports the mean of every
+    metric (per epoch and final): a less noisy reward for the price of `repeats` trainings."""
 
     data: DataConfig = field(default_factory=DataConfig)
     backbone: str = "proxy_i3d"
@@ -65,6 +67,7 @@ class ProxyConfig:
     threads: int | None = None
     measure_latency: bool = True
     latency_batch: int = 1
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         checks = [(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer),
@@ -73,7 +76,8 @@ class ProxyConfig:
                   (self.batch_size >= 1, "batch_size", ">= 1", self.batch_size),
                   (self.lr > 0, "lr", "> 0", self.lr),
                   (0 <= self.warmup < 1, "warmup", "in [0, 1)", self.warmup),
-                  (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads)]
+                  (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
+                  (self.repeats >= 1, "repeats", ">= 1", self.repeats)]
         for ok, name, expected, value in checks:
             if not ok:
                 raise AttnasError(f"proxy config: {name} must be {expected}, got {value!r}")

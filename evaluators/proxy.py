@@ -5,7 +5,8 @@ Call order of one trial, `evaluate(spec, report=..., checkpoint_dir=...)`:
    switch torch to deterministic algorithms for the duration of the trial;
 2. data: the config's splits, from the machine's cache (built by the first trial that needs them);
 3. model: `torch.manual_seed(seed)`, the backbone, the cell inserted at every placement (none for `spec=None` or
-   "none"); parameters and multiply-adds are counted on one clip;
+   "none"); parameters and multiply-adds are counted on one clip. With `repeats` = k, k models from seeds seed,
+   seed + 1, ... are trained side by side, and every metric below is their mean;
 4. resume: if `checkpoint_dir` holds a checkpoint of this same trial, model, optimiser, schedule, RNG state and the
    curve so far are restored and training continues at the next epoch;
 5. each epoch: train (data order a pure function of seed and epoch), score the validation split, checkpoint,
@@ -16,6 +17,7 @@ A non-finite loss ends the trial as "failed" with the reason, as does any except
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -126,16 +128,17 @@ class ProxyEvaluator:
         return load_splits(self.config.data)
 
     def build_model(self, spec: CellSpec | str | None, num_classes: int,
-                    clip_shape: tuple[int, int, int, int]) -> nn.Module:
-        """The backbone with `spec` inserted at the configured placements, initialised from the trial's seed."""
-        from cells.backbones import create_backbone
+                    clip_shape: tuple[int, int, int, int], *, seed: int | None = None) -> nn.Module:
+        """The backbone with `spec` inserted at the configured placements, initialised from `seed` (default: the
+        trial's seed)."""
+        from cells.backbones import BACKBONES, create_backbone
         from cells.insert import insert
 
         config = self.config
         args = dict(config.backbone_args)
-        if config.backbone == "proxy_i3d":
+        if "input_shape" in inspect.signature(BACKBONES[config.backbone]).parameters:
             args.setdefault("input_shape", tuple(clip_shape))
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed if seed is None else seed)
         model = create_backbone(config.backbone, num_classes=num_classes, **args)
         return insert(model, _as_spec(spec), list(config.at), example_input=torch.zeros(2, *clip_shape))
 
@@ -152,62 +155,70 @@ class ProxyEvaluator:
         with _timer(times, "data"):
             splits = self.splits()
         with _timer(times, "build"):
-            model = self.build_model(spec, splits.num_classes, splits.clip_shape)
+            replicas = [_Replica(seed, self.build_model(spec, splits.num_classes, splits.clip_shape, seed=seed))
+                        for seed in range(config.seed, config.seed + config.repeats)]
         with _timer(times, "complexity"):
             from cells.complexity import count_macs
 
-            complexity = count_macs(model, torch.zeros(1, *splits.clip_shape))
+            complexity = count_macs(replicas[0].model, torch.zeros(1, *splits.clip_shape))
             result.params, result.macs = complexity.params, complexity.macs
-        model.to(device)
 
         steps_per_epoch = batch_count(len(splits.train.labels), config.batch_size)
-        optimizer = make_optimizer(model, config)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
+        for replica in replicas:
+            replica.model.to(device)
+            replica.optimizer = make_optimizer(replica.model, config)
+            replica.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                replica.optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
         first_epoch = 0
         identity = _trial_identity(config, result.spec_hash)
         checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
         if checkpoint is not None and checkpoint.exists():
-            first_epoch = _load_checkpoint(checkpoint, identity, model, optimizer, scheduler, result, device)
+            first_epoch = _load_checkpoint(checkpoint, identity, replicas, result, device)
             result.resumed_from = first_epoch
 
         amp = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
                else contextlib.nullcontext())
         result.status = "ok"
         for epoch in range(first_epoch, config.epochs):
-            with _timer(times, "train"):
-                train_loss = self._train_epoch(model, optimizer, scheduler, splits, epoch, device, amp)
-            with _timer(times, "validate"):
-                scores = score(model, splits.validation, config.eval_batch_size, device, amp, splits.num_classes)
-            metrics = {"epoch": epoch + 1, "train_loss": train_loss, "loss": scores["loss"], "top1": scores["top1"],
-                       "top5": scores["top5"], "lr": scheduler.get_last_lr()[0]}
+            per_seed = []
+            for replica in replicas:
+                with _timer(times, "train"):
+                    train_loss = self._train_epoch(replica, splits, epoch, device, amp)
+                with _timer(times, "validate"):
+                    scores = score(replica.model, splits.validation, config.eval_batch_size, device, amp,
+                                   splits.num_classes)
+                per_seed.append({"train_loss": train_loss, **scores})
+            metrics = {"epoch": epoch + 1, **_mean_metrics(per_seed), "lr": replicas[0].scheduler.get_last_lr()[0]}
+            if len(replicas) > 1:
+                metrics["top1_per_seed"] = [m["top1"] for m in per_seed]
             result.curve.append(metrics)
             result.epochs = epoch + 1
-            result.top1, result.top5, result.loss = scores["top1"], scores["top5"], scores["loss"]
+            result.top1, result.top5, result.loss = metrics["top1"], metrics["top5"], metrics["loss"]
             if checkpoint is not None:
                 with _timer(times, "checkpoint"):
-                    _save_checkpoint(checkpoint, identity, model, optimizer, scheduler, result)
-            if report is not None and report(epoch + 1, dict(metrics)):
+                    _save_checkpoint(checkpoint, identity, replicas, result)
+            if report is not None and report(epoch + 1, {k: v for k, v in metrics.items() if k != "top1_per_seed"}):
                 result.status = "stopped"
                 break
 
         if test:
             with _timer(times, "test"):
-                scores = score(model, splits.test, config.eval_batch_size, device, amp, splits.num_classes)
+                scores = _mean_metrics([score(r.model, splits.test, config.eval_batch_size, device, amp,
+                                              splits.num_classes) for r in replicas])
             result.test_top1, result.test_top5, result.test_loss = scores["top1"], scores["top5"], scores["loss"]
         if config.measure_latency:
             with _timer(times, "latency"):
-                result.latency = _latency(model, torch.zeros(config.latency_batch, *splits.clip_shape, device=device),
-                                          amp)
+                example = torch.zeros(config.latency_batch, *splits.clip_shape, device=device)
+                result.latency = _latency(replicas[0].model, example, amp)
 
-    def _train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler, splits: Splits, epoch: int,
-                     device: torch.device, amp: contextlib.AbstractContextManager) -> float:
+    def _train_epoch(self, replica: "_Replica", splits: Splits, epoch: int, device: torch.device,
+                     amp: contextlib.AbstractContextManager) -> float:
         config = self.config
+        model, optimizer, scheduler = replica.model, replica.optimizer, replica.scheduler
         model.train()
         n = len(splits.train.labels)
         # the data order is a pure function of (seed, epoch): a resumed trial sees the same batches
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).numpy()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(replica.seed * 100_003 + epoch)).numpy()
         total, count = 0.0, 0
         for step, batch in enumerate(batch_indices(order, config.batch_size)):
             x, y = to_tensors(splits.train, batch, device)
@@ -349,6 +360,31 @@ def _timer(times: dict[str, float], name: str):
         times[name] = times.get(name, 0.0) + time.perf_counter() - start
 
 
+@dataclass
+class _Replica:
+    """One of the `repeats` models a trial trains in lockstep: its seed, model, optimiser and LR schedule."""
+
+    seed: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+def _mean_metrics(per_seed: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """The mean of each metric over the replicas (None where a metric is undefined, as top-5 with few classes)."""
+    return {key: None if any(m[key] is None for m in per_seed) else sum(m[key] for m in per_seed) / len(per_seed)
+            for key in per_seed[0]}
+
+
 def _trial_identity(config: ProxyConfig, spec_hash: str | None) -> str:
     """What a checkpoint must match to be resumed by this trial: the cell and every setting except resources."""
     settings = config.to_dict()
@@ -357,10 +393,11 @@ def _trial_identity(config: ProxyConfig, spec_hash: str | None) -> str:
     return json.dumps({"spec": spec_hash, "config": settings}, sort_keys=True, default=list)
 
 
-def _save_checkpoint(path: Path, identity: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler, result: EvaluationResult) -> None:
-    state = {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": result.epochs,
-             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+def _save_checkpoint(path: Path, identity: str, replicas: list["_Replica"], result: EvaluationResult) -> None:
+    # the first model's state sits at the top level, where export and `attnas train` read it
+    first, others = replicas[0], replicas[1:]
+    state = {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": result.epochs, **first.state_dict(),
+             "replicas": [replica.state_dict() for replica in others],
              "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
              "curve": json.dumps(result.curve)}
@@ -370,8 +407,7 @@ def _save_checkpoint(path: Path, identity: str, model: nn.Module, optimizer: tor
     os.replace(tmp, path)  # a worker killed mid-write leaves the previous checkpoint intact
 
 
-def _load_checkpoint(path: Path, identity: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler, result: EvaluationResult,
+def _load_checkpoint(path: Path, identity: str, replicas: list["_Replica"], result: EvaluationResult,
                      device: torch.device) -> int:
     state = torch.load(path, map_location=device, weights_only=True)
     if state.get("format") != CHECKPOINT_FORMAT:
@@ -379,9 +415,8 @@ def _load_checkpoint(path: Path, identity: str, model: nn.Module, optimizer: tor
     if state["identity"] != identity:
         raise _TrialFailed(f"{path}: checkpoint belongs to another cell or configuration; remove it or use another "
                            "checkpoint_dir")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    for replica, saved in zip(replicas, [state, *state.get("replicas", [])]):
+        replica.load_state_dict(saved)
     torch.set_rng_state(state["torch_rng"].cpu())
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])

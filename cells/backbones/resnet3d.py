@@ -190,19 +190,45 @@ RESNET50 = ResNet3DLayout(
             StageLayout(512, 2048, (1, 3, 1), (1, 2, 2))))
 
 
-def create_resnet26(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False) -> VideoNet:
-    """The A^2-Nets paper's 3-D ResNet-26 (Table 1; 16x112x112 clips), the backbone of its ablations."""
-    return create_resnet3d(replace(RESNET26, channels_last=channels_last), num_classes=num_classes, dropout=dropout)
+def narrowed(layout: ResNet3DLayout, width_multiplier: float,
+             input_shape: Sequence[int] | None = None) -> ResNet3DLayout:
+    """`layout` with every width (stem, inner, out) scaled by `width_multiplier` (at least 1 channel each) and,
+    if given, designed for `input_shape` clips: the paper's networks cut down to what a CPU can train."""
+    if not width_multiplier > 0:
+        raise CellBuildError(f"{layout.name}: width_multiplier must be > 0, got {width_multiplier}")
+
+    def scale(width: int) -> int:
+        return max(1, round(width * width_multiplier))
+
+    return replace(layout, stem_width=scale(layout.stem_width),
+                   input_shape=tuple(int(s) for s in input_shape) if input_shape is not None else layout.input_shape,
+                   stages=tuple(replace(stage, inner=scale(stage.inner), out=scale(stage.out))
+                                for stage in layout.stages))
 
 
-def create_resnet29(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False) -> VideoNet:
+def _paper_resnet(layout: ResNet3DLayout, num_classes: int, dropout: float, channels_last: bool,
+                  width_multiplier: float, input_shape: Sequence[int] | None) -> VideoNet:
+    layout = narrowed(replace(layout, channels_last=channels_last), width_multiplier, input_shape)
+    return create_resnet3d(layout, num_classes=num_classes, dropout=dropout)
+
+
+def create_resnet26(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False,
+                    width_multiplier: float = 1.0, input_shape: Sequence[int] | None = None) -> VideoNet:
+    """The A^2-Nets paper's 3-D ResNet-26 (Table 1; 16x112x112 clips), the backbone of its ablations.
+    `width_multiplier` < 1 narrows every stage (see `narrowed`)."""
+    return _paper_resnet(RESNET26, num_classes, dropout, channels_last, width_multiplier, input_shape)
+
+
+def create_resnet29(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False,
+                    width_multiplier: float = 1.0, input_shape: Sequence[int] | None = None) -> VideoNet:
     """The A^2-Nets paper's 3-D ResNet-29 (Table 1; ResNet-26 with a third conv4 unit)."""
-    return create_resnet3d(replace(RESNET29, channels_last=channels_last), num_classes=num_classes, dropout=dropout)
+    return _paper_resnet(RESNET29, num_classes, dropout, channels_last, width_multiplier, input_shape)
 
 
-def create_resnet50(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False) -> VideoNet:
+def create_resnet50(*, num_classes: int = 400, dropout: float = 0.0, channels_last: bool = False,
+                    width_multiplier: float = 1.0, input_shape: Sequence[int] | None = None) -> VideoNet:
     """The A^2-Nets paper's 3-D ResNet-50 (Table 1; 8x224x224 clips, temporal kernels k per unit)."""
-    return create_resnet3d(replace(RESNET50, channels_last=channels_last), num_classes=num_classes, dropout=dropout)
+    return _paper_resnet(RESNET50, num_classes, dropout, channels_last, width_multiplier, input_shape)
 
 
 def create_proxy_i3d(*, num_classes: int = 400, input_shape: Sequence[int] = (3, 16, 32, 32), stem_width: int = 16,

@@ -66,6 +66,17 @@ def test_param_counts_equal_hand_counts_from_table1():
     assert sum(p.numel() for p in meta_backbone("resnet50").parameters()) == hand_count_resnet((75, 32), big)
 
 
+def test_narrowed_resnet26_scales_every_width_and_fits_small_clips():
+    # widths x 1/8: stem 2, stages (4, 16), (8, 32), (16, 64), (32, 128); 10 classes
+    model = meta_backbone("resnet26", num_classes=10, width_multiplier=0.125, input_shape=(3, 16, 32, 32))
+    narrow = [(4, 16, [3, 3]), (8, 32, [3, 3]), (16, 64, [3, 3]), (32, 128, [3, 3])]
+    assert sum(p.numel() for p in model.parameters()) == hand_count_resnet((75, 2), narrow, classes=10)
+    assert stage_sizes(model) == {"conv1": (2, 16, 16, 16), "conv2": (16, 8, 16, 16), "conv3": (32, 8, 8, 8),
+                                  "conv4": (64, 8, 4, 4), "conv5": (128, 8, 2, 2)}
+    with pytest.raises(CellBuildError, match="width_multiplier must be > 0"):
+        meta_backbone("resnet26", width_multiplier=0)
+
+
 @pytest.mark.parametrize("name", ["resnet26", "resnet29"])
 def test_resnet26_29_params_and_macs_within_1_percent_of_the_paper(name):
     _, params, macs = TABLE1[name]

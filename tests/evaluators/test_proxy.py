@@ -1,5 +1,6 @@
 """ProxyEvaluator: determinism, resume equality, failures as results, reporting, cell insertion, config errors."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -51,6 +52,30 @@ def test_resume_mid_trial_gives_the_uninterrupted_result(tmp_path):
     resumed = ProxyEvaluator(config).evaluate("double_attention", checkpoint_dir=folder)
     assert resumed.resumed_from == 2 and resumed.status == "ok"
     assert numbers(resumed) == numbers(uninterrupted)
+
+
+def test_repeats_report_the_mean_of_the_single_seed_trials(tmp_path):
+    single = [ProxyEvaluator(tiny_config(tmp_path, seed=seed)).evaluate("double_attention", test=True)
+              for seed in (3, 4)]
+    both = ProxyEvaluator(tiny_config(tmp_path, repeats=2)).evaluate("double_attention", test=True)
+    assert both.status == "ok", both.reason
+    for key in ("top1", "loss", "test_top1", "test_loss"):
+        assert getattr(both, key) == pytest.approx((getattr(single[0], key) + getattr(single[1], key)) / 2)
+    for epoch, (a, b) in zip(both.curve, zip(single[0].curve, single[1].curve)):
+        assert epoch["top1_per_seed"] == [a["top1"], b["top1"]]
+        assert epoch["train_loss"] == pytest.approx((a["train_loss"] + b["train_loss"]) / 2)
+    assert (both.params, both.macs) == (single[0].params, single[0].macs)
+
+
+def test_resume_with_repeats_gives_the_uninterrupted_result(tmp_path):
+    config = tiny_config(tmp_path, repeats=2)
+    uninterrupted = ProxyEvaluator(config).evaluate("non_local")
+    folder = tmp_path / "trial"
+    ProxyEvaluator(config).evaluate("non_local", checkpoint_dir=folder, report=lambda epoch, metrics: epoch == 1)
+    state = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert len(state["replicas"]) == 1 and "model" in state  # the first model where export reads it
+    resumed = ProxyEvaluator(config).evaluate("non_local", checkpoint_dir=folder)
+    assert resumed.resumed_from == 1 and numbers(resumed) == numbers(uninterrupted)
 
 
 def test_checkpoint_of_another_cell_is_refused(tmp_path):
@@ -106,6 +131,16 @@ def test_none_is_the_backbone_alone_and_cells_add_cost(tmp_path):
     assert "conv3.units.0.cell" in dict(model.named_modules())
 
 
+def test_paper_backbones_are_built_for_the_task_clips(tmp_path):
+    """A narrowed ResNet-26 takes the clip shape of the task, like the proxy does, so transfer runs need no
+    hand-written input_shape."""
+    config = replace(tiny_config(tmp_path), backbone="resnet26", backbone_args={"width_multiplier": 0.125},
+                     at=("conv3:1",))
+    model = ProxyEvaluator(config).build_model("double_attention", 2, (3, 4, 16, 16))
+    assert model.input_shape == (3, 4, 16, 16) and "conv3.units.1.cell" in dict(model.named_modules())
+    assert model(torch.zeros(2, 3, 4, 16, 16)).shape == (2, 2)
+
+
 def test_schedule_warms_up_then_decays():
     factor = proxy_module.lr_schedule("onecycle", 0.25, 8)
     values = [factor(s) for s in range(8)]
@@ -118,6 +153,8 @@ def test_config_errors_are_one_line():
         ProxyConfig(optimizer="lbfgs")
     with pytest.raises(AttnasError, match="unknown field.*epoch"):
         ProxyConfig.from_dict({"epoch": 3})
+    with pytest.raises(AttnasError, match="repeats must be >= 1, got 0"):
+        ProxyConfig(repeats=0)
     with pytest.raises(AttnasError, match="data: unknown field.*tsak"):
         ProxyConfig.from_dict({"data": {"tsak": "match"}})
     config = ProxyConfig.from_dict({"epochs": 2, "at": "conv2:0", "data": {"task": "match",
