@@ -25,6 +25,7 @@ with `attnas dashboard` afterwards, and an interrupted study continues where it 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -80,11 +81,13 @@ def transfer_proxy(plan: StudyPlan) -> ProxyConfig:
 
 
 # ------------------------------------------------------------------------------------------------ the searches
-def experiment(name: str, controller: dict, seed: int, *, trials: int | None = None, seconds: float | None = None,
-               objective: dict | None = None, cpus: int = 1, concurrency: int = 2) -> dict:
+def experiment(name: str, controller: dict, seed: int, *, evaluator: dict, space: str = "default",
+               trials: int | None = None, seconds: float | None = None, objective: dict | None = None, cpus: int = 1,
+               concurrency: int = 2) -> dict:
+    """The experiment file of one search (a plain dict, written as YAML for `attnas search`)."""
     budget = {"trials": trials} if trials else {"time": f"{int(seconds)}s"}
-    return {"name": name, "space": "default", "controller": controller,
-            "objective": objective or {"metric": "accuracy"}, "evaluator": {"seed": seed}, "budget": budget,
+    return {"name": name, "space": space, "controller": controller,
+            "objective": objective or {"metric": "accuracy"}, "evaluator": evaluator, "budget": budget,
             "concurrency": concurrency, "resources": {"cpus": cpus}, "early_stopping": {"scheduler": "none"},
             "seed": seed}
 
@@ -98,18 +101,20 @@ def run_search(folder: Path, config: dict) -> dict:
     run_dir = folder / name
     timing = folder / "wall_times.json"
     walls = json.loads(timing.read_text()) if timing.exists() else {}
-    if (run_dir / "run.json").exists():
-        code = cli(["resume", str(run_dir), "--quiet"])
-    else:
-        path = folder / "configs" / f"{name}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        started = time.time()
-        code = cli(["search", str(path), "--runs-dir", str(folder), "--quiet"])
-        walls[name] = time.time() - started
-        timing.write_text(json.dumps(walls, indent=1))
+    log_path = folder / "searches.log"  # what `attnas search` prints, kept out of the study's own output
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        if (run_dir / "run.json").exists():
+            code = cli(["resume", str(run_dir), "--quiet"])
+        else:
+            path = folder / "configs" / f"{name}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            started = time.time()
+            code = cli(["search", str(path), "--runs-dir", str(folder), "--quiet"])
+            walls[name] = time.time() - started
+            timing.write_text(json.dumps(walls, indent=1))
     if code != 0:
-        raise SystemExit(f"search {name} failed (exit {code}); its run folder is {run_dir}")
+        raise SystemExit(f"search {name} failed (exit {code}); see {log_path} and the run folder {run_dir}")
     records = open_run(run_dir).history().trials()
     trials = [{"number": r.number, "state": r.state, "hash": r.hash, "cell": r.cell, "value": r.value,
                "macs": r.values.get("macs"), "params": r.values.get("params"), "seconds": r.values.get("wall_time_s"),
@@ -149,12 +154,21 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
     folder = ROOT / "runs" / "search_study" / mode
+    print(f"search study ({mode}: {plan.expected} on 2 cores); run folders in {folder}", flush=True)
+    body = run_study(plan, folder, base=ProxyConfig(threads=1), transfer=transfer_proxy(plan), workers=args.workers,
+                     space="default")
+    write_section("search_study" if mode == "full" else "search_study_quick",
+                  f"Search study ({mode}): searched cells against non-local and A^2 blocks", body,
+                  reproduce="make study" if mode == "full" else "python -m benchmarks.search_study --quick")
+    print(body)
+
+
+def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: ProxyConfig, workers: int,
+              space: str) -> str:
+    """Every part of the study (module docstring) with `base` as the search proxy; returns the report."""
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    base = ProxyConfig(threads=1)
     seeds = list(range(plan.search_seeds))
-
-    print(f"search study ({mode}: {plan.expected} on 2 cores); run folders in {folder}", flush=True)
     from evaluators.datasets import load_splits
 
     load_splits(base.data)  # generated once here; every worker and trial memory-maps the cache
@@ -163,62 +177,59 @@ def main() -> None:
                        "proxy": base.to_dict()} for name in REFERENCES for seed in seeds]
     for job in reference_jobs:
         job["key"] = job_key("reference", job["proxy"], job["cell"], job["seed"])
-    references = run_jobs(proxy_trial, reference_jobs, workers=args.workers, store=folder / "trials.jsonl",
+    references = run_jobs(proxy_trial, reference_jobs, workers=workers, store=folder / "trials.jsonl",
                           describe=_describe)
     reference_score = {(j["label"], j["seed"]): references[j["key"]]["top1"] for j in reference_jobs}
+    reference_macs = {j["label"]: references[j["key"]]["macs"] for j in reference_jobs}
     target = {seed: max(reference_score[(name, seed)] for name in REFERENCES if name != "none") for seed in seeds}
+    macs_budget = reference_macs["none"] + 0.5 * (reference_macs["non_local"] - reference_macs["none"])
 
     import ray
 
     from experiments.driver import init_ray, quiet_ray
 
+    def search(name: str, controller: dict, seed: int, **budget) -> dict:
+        evaluator = {**{k: v for k, v in base.to_dict().items() if k != "threads"}, "seed": seed}
+        return run_search(folder, experiment(name, controller, seed, evaluator=evaluator, space=space, **budget))
+
     quiet_ray()
+    owns_ray = not ray.is_initialized()
     init_ray(None)
     try:
         print("2. searches", flush=True)
-        searches = {name: [run_search(folder, experiment(f"{name}-s{seed}", {"name": name}, seed,
-                                                         trials=plan.trials)) for seed in seeds]
+        searches = {name: [search(f"{name}-s{seed}", {"name": name}, seed, trials=plan.trials) for seed in seeds]
                     for name in CONTROLLERS}
         differentiable = []
         for seed in seeds:
-            wall = statistics.mean(s[seed]["wall"] for s in searches.values() if s[seed]["wall"])
-            controller = {"name": "differentiable", "sampling": "gumbel", "epochs": 12, "retrain": True}
-            config = experiment(f"differentiable-s{seed}", controller, seed, seconds=wall, cpus=2, concurrency=1)
+            wall = statistics.mean(runs[seed]["wall"] for runs in searches.values() if runs[seed]["wall"])
             # the deadline stops the search after an epoch; the re-training of the derived cell comes after it
-            config["budget"] = {"time": f"{max(30, int(wall - _median_trial_seconds(searches, seed)))}s"}
-            differentiable.append(run_search(folder, config))
+            seconds = max(30.0, wall - _median_trial_seconds(searches, seed))
+            controller = {"name": "differentiable", "sampling": "gumbel", "epochs": 12, "retrain": True}
+            differentiable.append(search(f"differentiable-s{seed}", controller, seed, seconds=seconds, cpus=2,
+                                         concurrency=1))
         print("5. cost-aware search", flush=True)
-        macs = {j["label"]: references[j["key"]]["macs"] for j in reference_jobs}
-        macs_budget = macs["none"] + 0.5 * (macs["non_local"] - macs["none"])
-        cost_aware = run_search(folder, experiment("evolution-macs-s0", {"name": "evolution"}, 0,
-                                                   trials=plan.cost_trials,
-                                                   objective={"metric": "accuracy", "budget": {"macs": macs_budget}}))
+        cost_aware = search("evolution-macs-s0", {"name": "evolution"}, 0, trials=plan.cost_trials,
+                            objective={"metric": "accuracy", "budget": {"macs": macs_budget}})
     finally:
-        ray.shutdown()
+        if owns_ray:
+            ray.shutdown()
 
-    black_box = [s for runs in searches.values() for s in runs]
-    best = best_trial(black_box)
-    diff_best = best_trial(differentiable) if any(t["state"] == "complete" for s in differentiable
-                                                  for t in s["trials"]) else None
+    best = best_trial([run for runs in searches.values() for run in runs])
+    candidates = [("searched", best)]
+    if any(t["state"] == "complete" for run in differentiable for t in run["trials"]):
+        candidates.append(("differentiable", best_trial(differentiable)))
     feasible = [t for t in cost_aware["trials"] if t["macs"] is not None and t["macs"] <= macs_budget]
-    cost_best = best_trial([{"trials": feasible}]) if any(t["state"] == "complete" for t in feasible) else None
-    candidates = [("searched", best)] + ([("differentiable", diff_best)] if diff_best else []) + \
-                 ([("cost-aware", cost_best)] if cost_best else [])
+    if any(t["state"] == "complete" for t in feasible):
+        candidates.append(("cost-aware", best_trial([{"trials": feasible}])))
     cells = {f"{label} {t['hash']}": t["cell"] for label, t in candidates}
     cells.update({name: None if name == "none" else load_zoo(name).to_dict() for name in REFERENCES})
 
     print("3. re-training on fresh seeds, scored on the test split", flush=True)
-    retrain = _retrain(cells, base, plan.retrain_seeds, folder, args.workers, "retrain")
+    retrain = _retrain(cells, base, plan.retrain_seeds, folder, workers, "retrain")
     print("4. transfer to a narrowed ResNet-26 on reappear", flush=True)
-    transfer = _retrain(cells, transfer_proxy(plan), plan.transfer_seeds, folder, args.workers, "transfer")
-
-    reference_macs = {j["label"]: references[j["key"]]["macs"] for j in reference_jobs}
-    body = report(plan, mode, base, seeds, reference_score, reference_macs, target, searches, differentiable, cost_aware,
-                  macs_budget, cells, retrain, transfer, time.time() - started)
-    write_section("search_study" if mode == "full" else "search_study_quick",
-                  f"Search study ({mode}): searched cells against non-local and A^2 blocks", body,
-                  reproduce="make study" if mode == "full" else "python -m benchmarks.search_study --quick")
-    print(body)
+    transferred = _retrain(cells, transfer, plan.transfer_seeds, folder, workers, "transfer")
+    return report(plan, base, seeds, reference_score, reference_macs, target, searches, differentiable, cost_aware,
+                  macs_budget, cells, retrain, transferred, time.time() - started)
 
 
 def _median_trial_seconds(searches: dict, seed: int) -> float:
@@ -245,6 +256,11 @@ def _describe(entry: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the report
+def _display(label: str) -> str:
+    """A row label: searched cells in code style, the backbone alone by that name rather than its zoo name."""
+    return "backbone alone" if label == "none" else f"`{label}`" if " " in label else label
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -258,11 +274,11 @@ def _comparison_table(results: dict, cells: dict) -> tuple[str, dict]:
     for label, runs in results.items():
         ok = [r for r in runs if r["status"] == "ok" and r["test_top1"] is not None]
         if not ok:
-            rows.append([label, "failed", "", "", "", ""])
+            rows.append([_display(label), "failed", "", "", "", ""])
             continue
         mean, sd = _mean_sd([r["test_top1"] for r in ok])
         stats[label] = (mean, sd, [r["test_top1"] for r in ok], ok[0]["macs"], ok[0]["params"])
-        rows.append([f"`{label}`" if " " in label else label, f"{100 * mean:.1f} ± {100 * sd:.1f}",
+        rows.append([_display(label), f"{100 * mean:.1f} ± {100 * sd:.1f}",
                      " / ".join(_pct(r["test_top1"]) for r in ok),
                      f"{100 * statistics.mean(r['top1'] for r in ok):.1f}", f"{ok[0]['macs'] / 1e6:.2f}",
                      f"{ok[0]['params']:,}"])
@@ -301,15 +317,15 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, floa
     return front
 
 
-def report(plan, mode, base, seeds, reference_score, reference_macs, target, searches, differentiable, cost_aware, macs_budget,
+def report(plan, base, seeds, reference_score, reference_macs, target, searches, differentiable, cost_aware, macs_budget,
            cells, retrain, transfer, seconds) -> str:
     lines = [
-        f"Mode `{mode}` ({plan.search_seeds} search seed(s), {plan.trials} trials per search, "
-        f"{plan.retrain_seeds} re-training seeds, {plan.transfer_seeds} transfer seeds; the full mode is "
-        f"`make study`, {PLANS['full'].expected}). This run took {seconds / 60:.0f} minutes (including any parts "
-        f"reused from an earlier, interrupted run).",
+        f"{plan.search_seeds} search seed(s), {plan.trials} trials per search, {plan.retrain_seeds} re-training "
+        f"seeds, {plan.transfer_seeds} transfer seeds (`make study`: {PLANS['full'].expected}; `make study-quick`: "
+        f"{PLANS['quick'].expected}). This run took {seconds / 60:.0f} minutes on 2 cores (parts reused from an "
+        "interrupted run are not counted again).",
         "",
-        f"Search proxy: `ProxyConfig()` defaults, task `{base.data.task}`, {base.data.train_size} train / "
+        f"Search proxy: task `{base.data.task}`, {base.data.train_size} train / "
         f"{base.data.validation_size} validation / {base.data.test_size} test clips, {base.epochs} epochs, "
         f"lr {base.lr}, cell at {list(base.at)}; default space; two one-core trials at a time through "
         "`attnas search` (Ray Tune), no early stopping.",
@@ -369,10 +385,11 @@ def report(plan, mode, base, seeds, reference_score, reference_macs, target, sea
     points += [(name, reference_macs[name], reference_score[(name, 0)]) for name in REFERENCES]
     front = pareto_front(points)
     lines.append(table(["on the front", "M mult-adds / clip", "val top-1 (seed 0)"],
-                       [[f"`{label}`" if " " in label else label, f"{macs / 1e6:.3f}", _pct(acc)]
+                       [[_display(label), f"{macs / 1e6:.3f}", _pct(acc)]
                         for label, macs, acc in front]))
+    on_front = [_display(label) for label, _, _ in front if label in REFERENCES]
     lines += ["", f"The cost-aware search's complete trials within the budget: {feasible}. References on the front: "
-              f"{', '.join(label for label, _, _ in front if label in REFERENCES) or 'none'}.", ""]
+              f"{', '.join(on_front) if on_front else 'not one'}.", ""]
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Fixtures that start real services for the experiments tests: a local Ray, and a PostgreSQL server."""
+"""Fixtures that start real services for the experiments tests: a PostgreSQL server (Ray: tests/conftest.py)."""
 from __future__ import annotations
 
 import glob
@@ -10,18 +10,6 @@ import tempfile
 import time
 
 import pytest
-
-
-@pytest.fixture
-def ray_local():
-    """A local Ray with two CPUs and no dashboard, shut down afterwards."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 def _postgres_bin(name: str) -> str | None:
