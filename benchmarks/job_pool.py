@@ -36,13 +36,21 @@ def run_jobs(function: Callable[[dict], dict], jobs: list[dict], *, workers: int
               f"{workers} workers", flush=True)
         store.parent.mkdir(parents=True, exist_ok=True)
         started = time.time()
-        with multiprocessing.get_context("spawn").Pool(workers) as pool, store.open("a") as out:
-            for count, entry in enumerate(pool.imap_unordered(function, todo), 1):
-                done[entry["key"]] = entry
-                out.write(json.dumps(entry) + "\n")
-                out.flush()
-                text = describe(entry) if describe else entry["key"]
-                print(f"  [{time.time() - started:5.0f}s {count}/{len(todo)}] {text}", flush=True)
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        try:
+            with store.open("a") as out:
+                for count, entry in enumerate(pool.imap_unordered(function, todo), 1):
+                    done[entry["key"]] = entry
+                    out.write(json.dumps(entry) + "\n")
+                    out.flush()
+                    text = describe(entry) if describe else entry["key"]
+                    print(f"  [{time.time() - started:5.0f}s {count}/{len(todo)}] {text}", flush=True)
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:  # on success the workers exit on their own, rather than be killed mid-reply
+            pool.close()
+            pool.join()
     return {job["key"]: done[job["key"]] for job in jobs}
 
 

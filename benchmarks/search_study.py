@@ -19,8 +19,8 @@ in miniature? Written to RESULTS.md section "search_study" (and "search_study_qu
 Run folders (history databases, Ray trial folders) stay in runs/search_study/<mode>/, so every search can be opened
 with `attnas dashboard` afterwards, and an interrupted study continues where it stopped.
 
-    make study                                        # the full study, about 75 minutes on 2 cores
-    python -m benchmarks.search_study --quick         # about 15 minutes: one seed, 8 trials per search
+    make study                                        # the full study, about 60 minutes on 2 cores
+    python -m benchmarks.search_study --quick         # about 16 minutes: one seed, 8 trials per search
 """
 from __future__ import annotations
 
@@ -43,7 +43,11 @@ from benchmarks.results import table, write_section  # noqa: E402
 from evaluators import DataConfig, ProxyConfig  # noqa: E402
 from search_space import CellSpec, load_zoo  # noqa: E402
 
-CONTROLLERS = ("random", "evolution", "bayesian", "tpe")
+# The black-box controllers with a warm-up of 6 random cells (their defaults, 10, suit budgets of a hundred or more;
+# here half of a 20-trial search would be random). random, evolution and bayesian draw the same first 6 cells at a
+# seed (common random numbers); tpe's warm-up comes from Optuna's own generator.
+CONTROLLERS = {"random": {}, "evolution": {"population_size": 6, "sample_size": 3},
+               "bayesian": {"initial_random": 6}, "tpe": {"n_startup_trials": 6}}
 REFERENCES = ("none", "non_local", "double_attention", "squeeze_excitation", "cbam")
 RELATIONAL = ("non_local", "double_attention")  # the hand-designed cells the searched one must beat
 RETRAIN_SEED0 = 100  # re-training seeds start here: never a search seed, so no cell is scored on its lucky seed
@@ -64,9 +68,9 @@ class StudyPlan:
 
 PLANS = {
     "quick": StudyPlan(search_seeds=1, trials=8, retrain_seeds=2, transfer_seeds=2, transfer_train=1000,
-                       cost_trials=8, expected="about 15 minutes"),
-    "full": StudyPlan(search_seeds=3, trials=20, retrain_seeds=5, transfer_seeds=3, transfer_train=2000,
-                      cost_trials=20, expected="about 75 minutes"),
+                       cost_trials=8, expected="about 16 minutes"),
+    "full": StudyPlan(search_seeds=2, trials=20, retrain_seeds=5, transfer_seeds=3, transfer_train=1500,
+                      cost_trials=20, expected="about 60 minutes"),
 }
 
 
@@ -101,14 +105,22 @@ def run_search(folder: Path, config: dict) -> dict:
     run_dir = folder / name
     timing = folder / "wall_times.json"
     walls = json.loads(timing.read_text()) if timing.exists() else {}
+    path = folder / "configs" / f"{name}.yaml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    def settings(data: dict) -> dict:  # the time budget of a resumed differentiable search may differ a little
+        return {k: v for k, v in data.items() if k != "budget"}
+
+    if (run_dir / "run.json").exists() and path.exists() and settings(yaml.safe_load(path.read_text())) != \
+            settings(config):
+        raise SystemExit(f"{run_dir} holds a search with other settings than this study's ({path}); remove "
+                         f"{folder} to start the study over")
     log_path = folder / "searches.log"  # what `attnas search` prints, kept out of the study's own output
     with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         if (run_dir / "run.json").exists():
             code = cli(["resume", str(run_dir), "--quiet"])
         else:
-            path = folder / "configs" / f"{name}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            path.write_text(text)
             started = time.time()
             code = cli(["search", str(path), "--runs-dir", str(folder), "--quiet"])
             walls[name] = time.time() - started
@@ -197,8 +209,9 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
     init_ray(None)
     try:
         print("2. searches", flush=True)
-        searches = {name: [search(f"{name}-s{seed}", {"name": name}, seed, trials=plan.trials) for seed in seeds]
-                    for name in CONTROLLERS}
+        searches = {name: [search(f"{name}-s{seed}", {"name": name, **settings}, seed, trials=plan.trials)
+                           for seed in seeds]
+                    for name, settings in CONTROLLERS.items()}
         differentiable = []
         for seed in seeds:
             wall = statistics.mean(runs[seed]["wall"] for runs in searches.values() if runs[seed]["wall"])
@@ -208,7 +221,8 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
             differentiable.append(search(f"differentiable-s{seed}", controller, seed, seconds=seconds, cpus=2,
                                          concurrency=1))
         print("5. cost-aware search", flush=True)
-        cost_aware = search("evolution-macs-s0", {"name": "evolution"}, 0, trials=plan.cost_trials,
+        cost_aware = search("evolution-macs-s0", {"name": "evolution", **CONTROLLERS["evolution"]}, 0,
+                            trials=plan.cost_trials,
                             objective={"metric": "accuracy", "budget": {"macs": macs_budget}})
     finally:
         if owns_ray:
@@ -221,7 +235,10 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
     feasible = [t for t in cost_aware["trials"] if t["macs"] is not None and t["macs"] <= macs_budget]
     if any(t["state"] == "complete" for t in feasible):
         candidates.append(("cost-aware", best_trial([{"trials": feasible}])))
-    cells = {f"{label} {t['hash']}": t["cell"] for label, t in candidates}
+    found: dict[str, tuple[list[str], dict]] = {}  # a cell found by several searches is trained once
+    for label, trial in candidates:
+        found.setdefault(trial["hash"], ([], trial["cell"]))[0].append(label)
+    cells = {f"{' and '.join(labels)} {cell_hash}": cell for cell_hash, (labels, cell) in found.items()}
     cells.update({name: None if name == "none" else load_zoo(name).to_dict() for name in REFERENCES})
 
     print("3. re-training on fresh seeds, scored on the test split", flush=True)
@@ -328,7 +345,9 @@ def report(plan, base, seeds, reference_score, reference_macs, target, searches,
         f"Search proxy: task `{base.data.task}`, {base.data.train_size} train / "
         f"{base.data.validation_size} validation / {base.data.test_size} test clips, {base.epochs} epochs, "
         f"lr {base.lr}, cell at {list(base.at)}; default space; two one-core trials at a time through "
-        "`attnas search` (Ray Tune), no early stopping.",
+        "`attnas search` (Ray Tune), no early stopping. Controllers: " +
+        "; ".join(f"{name} {settings or '(defaults)'}" for name, settings in CONTROLLERS.items()) +
+        " (6 random cells first; random, evolution and bayesian draw the same 6 at a seed).",
         "",
         "### 1-2. Searches: best validation top-1 so far (%), mean over search seeds",
         "",
@@ -365,13 +384,13 @@ def report(plan, base, seeds, reference_score, reference_macs, target, searches,
     lines += ["### 3. Re-trained from scratch at fresh seeds, test split (top-1 %)", ""]
     text, stats = _comparison_table(retrain, cells)
     lines += [text, ""]
-    for label in [k for k in stats if k.startswith(("searched", "differentiable", "cost-aware"))]:
+    for label in [k for k in stats if k not in REFERENCES]:
         lines += [f"`{label}`:"] + _verdicts(stats, label) + [""]
 
     lines += ["### 4. Transfer: narrowed ResNet-26 (widths x 1/8) on `reappear`, test split (top-1 %)", ""]
     text, transfer_stats = _comparison_table(transfer, cells)
     lines += [text, ""]
-    for label in [k for k in transfer_stats if k.startswith("searched")]:
+    for label in [k for k in transfer_stats if k not in REFERENCES]:
         lines += [f"`{label}`:"] + _verdicts(transfer_stats, label) + [""]
 
     lines += ["### 5. Cost-aware search and the Pareto front", "",
