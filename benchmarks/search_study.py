@@ -76,12 +76,13 @@ PLANS = {
 
 def transfer_proxy(plan: StudyPlan) -> ProxyConfig:
     """The narrowed ResNet-26 on `reappear` (16 frames of 32x32; objects 2 frames each at the start, middle and
-    end; one colour per class, so only the relation is hard); the cell after conv3's second unit."""
+    end; one colour per class, so only the relation is hard); the cell after conv3's second unit. lr 0.002: at the
+    proxy's 0.01 the deeper network's training loss does not move in the budget."""
     data = DataConfig(task="reappear", fields={"frames": 16, "size": 32, "window": 2, "class_colors": True},
                       train_size=plan.transfer_train, validation_size=500, test_size=1000)
     return ProxyConfig(data=data, backbone="resnet26",
                        backbone_args={"width_multiplier": 0.125, "channels_last": True}, at=("conv3:1",),
-                       threads=1)
+                       lr=0.002, threads=1)
 
 
 # ------------------------------------------------------------------------------------------------ the searches
@@ -110,10 +111,12 @@ def run_search(folder: Path, config: dict) -> dict:
     def settings(data: dict) -> dict:  # the time budget of a resumed differentiable search may differ a little
         return {k: v for k, v in data.items() if k != "budget"}
 
-    if (run_dir / "run.json").exists() and path.exists() and settings(yaml.safe_load(path.read_text())) != \
-            settings(config):
-        raise SystemExit(f"{run_dir} holds a search with other settings than this study's ({path}); remove "
-                         f"{folder} to start the study over")
+    if (run_dir / "run.json").exists() and path.exists():
+        recorded, wanted = settings(yaml.safe_load(path.read_text())), settings(yaml.safe_load(text))  # tuples as lists
+        changed = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
+        if changed:
+            raise SystemExit(f"{run_dir} holds a search with other {', '.join(changed)} than this study's ({path}); "
+                             f"remove {folder} to start the study over")
     log_path = folder / "searches.log"  # what `attnas search` prints, kept out of the study's own output
     with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         if (run_dir / "run.json").exists():
@@ -179,7 +182,7 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
               space: str) -> str:
     """Every part of the study (module docstring) with `base` as the search proxy; returns the report."""
     folder.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    clock = StudyClock(folder / "elapsed.json")
     seeds = list(range(plan.search_seeds))
     from evaluators.datasets import load_splits
 
@@ -194,6 +197,7 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
     reference_score = {(j["label"], j["seed"]): references[j["key"]]["top1"] for j in reference_jobs}
     reference_macs = {j["label"]: references[j["key"]]["macs"] for j in reference_jobs}
     target = {seed: max(reference_score[(name, seed)] for name in REFERENCES if name != "none") for seed in seeds}
+    clock.save()
     macs_budget = reference_macs["none"] + 0.5 * (reference_macs["non_local"] - reference_macs["none"])
 
     import ray
@@ -220,6 +224,7 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
             controller = {"name": "differentiable", "sampling": "gumbel", "epochs": 12, "retrain": True}
             differentiable.append(search(f"differentiable-s{seed}", controller, seed, seconds=seconds, cpus=2,
                                          concurrency=1))
+        clock.save()
         print("5. cost-aware search", flush=True)
         cost_aware = search("evolution-macs-s0", {"name": "evolution", **CONTROLLERS["evolution"]}, 0,
                             trials=plan.cost_trials,
@@ -243,10 +248,25 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
 
     print("3. re-training on fresh seeds, scored on the test split", flush=True)
     retrain = _retrain(cells, base, plan.retrain_seeds, folder, workers, "retrain")
+    clock.save()
     print("4. transfer to a narrowed ResNet-26 on reappear", flush=True)
     transferred = _retrain(cells, transfer, plan.transfer_seeds, folder, workers, "transfer")
     return report(plan, base, seeds, reference_score, reference_macs, target, searches, differentiable, cost_aware,
-                  macs_budget, cells, retrain, transferred, time.time() - started)
+                  macs_budget, cells, retrain, transferred, clock.save())
+
+
+class StudyClock:
+    """Seconds the study has run, summed over interrupted and resumed runs (kept in a small JSON file)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.before = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
+        self.started = time.time()
+
+    def save(self) -> float:
+        total = self.before + time.time() - self.started
+        self.path.write_text(json.dumps({"seconds": total}))
+        return total
 
 
 def _median_trial_seconds(searches: dict, seed: int) -> float:
@@ -339,8 +359,8 @@ def report(plan, base, seeds, reference_score, reference_macs, target, searches,
     lines = [
         f"{plan.search_seeds} search seed(s), {plan.trials} trials per search, {plan.retrain_seeds} re-training "
         f"seeds, {plan.transfer_seeds} transfer seeds (`make study`: {PLANS['full'].expected}; `make study-quick`: "
-        f"{PLANS['quick'].expected}). This run took {seconds / 60:.0f} minutes on 2 cores (parts reused from an "
-        "interrupted run are not counted again).",
+        f"{PLANS['quick'].expected}). The study took {seconds / 60:.0f} minutes on 2 cores (summed over restarts; "
+        "parts reused from an interrupted run count once).",
         "",
         f"Search proxy: task `{base.data.task}`, {base.data.train_size} train / "
         f"{base.data.validation_size} validation / {base.data.test_size} test clips, {base.epochs} epochs, "

@@ -41,5 +41,5 @@ def test_the_study_runs_every_part_and_reports_it(tmp_path, ray_local, monkeypat
     assert runs == ["bayesian-s0", "differentiable-s0", "evolution-macs-s0", "evolution-s0", "random-s0", "tpe-s0"]
     # a second call reuses everything: no search and no trial runs again
     again = run_study(plan, tmp_path / "study", base=base, transfer=transfer, workers=2, space="small")
-    strip = [line for line in again.splitlines() if "This run took" not in line]
-    assert strip == [line for line in report.splitlines() if "This run took" not in line]
+    strip = [line for line in again.splitlines() if "The study took" not in line]
+    assert strip == [line for line in report.splitlines() if "The study took" not in line]
