@@ -15,6 +15,8 @@ in miniature? Written to RESULTS.md section "search_study" (and "search_study_qu
    task nobody searched on (`reappear`: does the last object match the first, with a distractor between).
 5. A cost-aware search (regularized evolution, multiply-adds budget = half of non_local's extra cost over the
    backbone) and the accuracy / multiply-adds Pareto front of everything measured, against the references.
+6. Where the claims (a searched cell beats non-local and A^2; A^2 beats non-local for less; transfer) held, where they
+   did not, and what that suggests, decided from the numbers above.
 
 Run folders (history databases, Ray trial folders) stay in runs/search_study/<mode>/, so every search can be opened
 with `attnas dashboard` afterwards, and an interrupted study continues where it stopped.
@@ -333,15 +335,71 @@ def _verdicts(stats: dict, label: str) -> list[str]:
             continue
         r_mean, r_sd, r_values, r_macs, _ = stats[ref]
         gap = 100 * (mean - r_mean)
-        beyond = mean - r_mean > sd + r_sd
         p = ttest_ind(values, r_values, equal_var=False).pvalue if len(values) > 1 and len(r_values) > 1 else None
-        lines.append(f"- against {ref}: {gap:+.1f} points ({'beyond' if beyond else 'not beyond'} the seed spread "
+        lines.append(f"- against {ref}: {gap:+.1f} points ({_against_spread(stats, label, ref)} the seed spread "
                      f"{100 * (sd + r_sd):.1f} = sum of the two sds; Welch p = {p:.3f})" if p is not None else
                      f"- against {ref}: {gap:+.1f} points")
     if "non_local" in stats:
         lines.append(f"- multiply-adds: {macs / 1e6:.2f} M against non_local's {stats['non_local'][3] / 1e6:.2f} M "
                      f"({'no more' if macs <= stats['non_local'][3] else 'more'})")
     return lines
+
+
+def _against_spread(stats: dict, label: str, ref: str) -> str:
+    """'above', 'below' or 'within': where `label`'s mean lies against `ref`'s, counting a gap larger than the sum of
+    the two standard deviations as real."""
+    mean, sd, *_ = stats[label]
+    r_mean, r_sd, *_ = stats[ref]
+    return "above" if mean - r_mean > sd + r_sd else "below" if r_mean - mean > sd + r_sd else "within"
+
+
+def conclusions(searches: dict, seeds: list[int], target: dict, stats: dict, transfer_stats: dict) -> list[str]:
+    """Section 6: each claim the study tests, whether it held here, and what that suggests (from the numbers)."""
+    lines = ["### 6. Where the claims held and where they did not", ""]
+    searched = [label for label in stats if label not in REFERENCES]
+    winners = [label for label in searched
+               if all(_against_spread(stats, label, ref) == "above" for ref in RELATIONAL if ref in stats)
+               and "non_local" in stats and stats[label][3] <= stats["non_local"][3]]
+    if winners:
+        lines.append(f"- AttentionNAS (a searched cell beats non-local, and here A^2 too, beyond the seed spread at no "
+                     f"more multiply-adds than non-local): held for {', '.join(f'`{w}`' for w in winners)}.")
+    else:
+        gaps = "; ".join(f"`{label}` " + ", ".join(f"{100 * (stats[label][0] - stats[ref][0]):+.1f} against {ref}"
+                                                   for ref in RELATIONAL if ref in stats) for label in searched)
+        lines.append("- AttentionNAS (a searched cell beats non-local and A^2 beyond the seed spread at no more "
+                     f"multiply-adds than non-local): did not hold ({gaps} points of test top-1). The searched "
+                     "cells were chosen on one or two validation scores of a 4-epoch proxy whose seed noise is as "
+                     "large as the gaps between good cells (see Proxy signal): the search found cells in the same "
+                     "band as the hand-designed ones, and telling them apart needs a less noisy reward (`repeats` "
+                     "in the evaluator) and more re-training seeds than an hour on 2 cores allows.")
+    if "double_attention" in stats and "non_local" in stats and "none" in stats:
+        extra = [(stats[name][3] - stats["none"][3]) for name in ("double_attention", "non_local")]
+        where = _against_spread(stats, "double_attention", "non_local")
+        gap = 100 * (stats["double_attention"][0] - stats["non_local"][0])
+        lines.append(f"- A^2-Nets (double attention beats non-local at a fraction of its cost): double_attention is "
+                     f"{gap:+.1f} points against non_local ({where} the seed spread) at "
+                     f"{100 * extra[0] / extra[1]:.0f}% of non_local's extra multiply-adds over the backbone; "
+                     + ("held." if where == "above" and extra[0] < extra[1] else
+                        "the cost half held, the accuracy half was not resolved by these seeds."
+                        if extra[0] < extra[1] else "did not hold."))
+    if transfer_stats:
+        learned = [label for label in transfer_stats if label != "none" and "none" in transfer_stats
+                   and _against_spread(transfer_stats, label, "none") == "above"]
+        lines.append("- Transfer to a narrowed ResNet-26 on `reappear`: " + (
+            f"cells beating the backbone alone beyond the seed spread: {', '.join(_display(c) for c in learned)}."
+            if learned else
+            "no cell, searched or hand-designed, beat the backbone alone beyond the seed spread: the network did "
+            "not learn the task's relation in this budget, so this run says nothing about transfer either way. It "
+            "needs a longer schedule or a wider network than fits here (Proxy signal lists the tasks and rates "
+            "tried)."))
+    reached = {name: sum(evaluations_to_reach(best_so_far(run["trials"]), target[seed]) is not None
+                         for run, seed in zip(runs, seeds)) for name, runs in searches.items()}
+    lines.append("- Controllers: searches that reached the best reference's validation score: " +
+                 ", ".join(f"{name} {count}/{len(seeds)}" for name, count in reached.items()) +
+                 f". With {len(seeds)} seed(s) and these trial budgets, differences between controllers are within "
+                 "what one seed's draw of cells gives; they share their first random cells, so their curves split "
+                 "only after those.")
+    return lines + [""]
 
 
 def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
@@ -429,6 +487,7 @@ def report(plan, base, seeds, reference_score, reference_macs, target, searches,
     on_front = [_display(label) for label, _, _ in front if label in REFERENCES]
     lines += ["", f"The cost-aware search's complete trials within the budget: {feasible}. References on the front: "
               f"{', '.join(on_front) if on_front else 'not one'}.", ""]
+    lines += conclusions(searches, seeds, target, stats, transfer_stats)
     return "\n".join(lines)
 
 

@@ -1,7 +1,9 @@
-"""The search study's analysis: best-so-far curves, evaluations to a target, the Pareto front, the best trial."""
+"""The search study's analysis: best-so-far curves, evaluations to a target, the Pareto front, the best trial, and
+the verdicts it draws from them."""
 from __future__ import annotations
 
-from benchmarks.search_study import PLANS, best_so_far, best_trial, evaluations_to_reach, pareto_front, transfer_proxy
+from benchmarks.search_study import (PLANS, best_so_far, best_trial, conclusions, evaluations_to_reach, pareto_front,
+                                     transfer_proxy)
 
 
 def trial(value, state="complete", macs=1.0, hash_="h"):
@@ -36,3 +38,30 @@ def test_transfer_runs_a_narrowed_resnet26_on_a_task_nobody_searched_on():
     proxy = transfer_proxy(PLANS["quick"])
     assert proxy.backbone == "resnet26" and proxy.backbone_args["width_multiplier"] < 1
     assert proxy.data.task != "odd_one_out" and proxy.data.train_size == PLANS["quick"].transfer_train
+
+
+def stat(mean, sd, macs):  # (mean, sd, per-seed values, macs, params) as the comparison table returns them
+    return (mean, sd, [mean - sd, mean + sd], macs, 1000)
+
+
+def test_conclusions_say_a_claim_held_only_beyond_the_seed_spread_and_within_the_cost():
+    searches = {"random": [{"trials": [trial(0.3), trial(0.6)]}], "tpe": [{"trials": [trial(0.2)]}]}
+    transfer = {"none": stat(0.50, 0.01, 10), "non_local": stat(0.505, 0.01, 12)}
+    clear = {"searched abc": stat(0.90, 0.02, 14), "none": stat(0.2, 0.02, 10), "non_local": stat(0.6, 0.05, 15),
+             "double_attention": stat(0.75, 0.05, 11)}
+    text = "\n".join(conclusions(searches, [0], {0: 0.5}, clear, transfer))
+    assert "held for `searched abc`" in text
+    assert "random 1/1, tpe 0/1" in text
+    assert "+15.0 points against non_local (above the seed spread) at 20% of non_local's extra" in text
+    assert "held." in text.split("A^2-Nets")[1].split("\n")[0]
+    assert "says nothing about transfer" in text
+    # the gap is real but the cell costs more than non_local: not held
+    costly = {**clear, "searched abc": stat(0.90, 0.02, 16)}
+    assert "did not hold (`searched abc` +30.0 against non_local, +15.0 against double_attention" in \
+        "\n".join(conclusions(searches, [0], {0: 0.5}, costly, transfer))
+    # within the seed spread: not held
+    noisy = {**clear, "searched abc": stat(0.90, 0.2, 14)}
+    assert "did not hold" in "\n".join(conclusions(searches, [0], {0: 0.5}, noisy, transfer))
+    learned = {"none": stat(0.5, 0.01, 10), "non_local": stat(0.7, 0.01, 12)}
+    assert "beating the backbone alone beyond the seed spread: non_local." in \
+        "\n".join(conclusions(searches, [0], {0: 0.5}, clear, learned))
