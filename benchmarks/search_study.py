@@ -326,8 +326,6 @@ def _comparison_table(results: dict, cells: dict) -> tuple[str, dict]:
 
 
 def _verdicts(stats: dict, label: str) -> list[str]:
-    from scipy.stats import ttest_ind
-
     lines = []
     mean, sd, values, macs, _ = stats[label]
     for ref in RELATIONAL:
@@ -335,7 +333,7 @@ def _verdicts(stats: dict, label: str) -> list[str]:
             continue
         r_mean, r_sd, r_values, r_macs, _ = stats[ref]
         gap = 100 * (mean - r_mean)
-        p = ttest_ind(values, r_values, equal_var=False).pvalue if len(values) > 1 and len(r_values) > 1 else None
+        p = _welch_p(stats, label, ref)
         lines.append(f"- against {ref}: {gap:+.1f} points ({_against_spread(stats, label, ref)} the seed spread "
                      f"{100 * (sd + r_sd):.1f} = sum of the two sds; Welch p = {p:.3f})" if p is not None else
                      f"- against {ref}: {gap:+.1f} points")
@@ -343,6 +341,14 @@ def _verdicts(stats: dict, label: str) -> list[str]:
         lines.append(f"- multiply-adds: {macs / 1e6:.2f} M against non_local's {stats['non_local'][3] / 1e6:.2f} M "
                      f"({'no more' if macs <= stats['non_local'][3] else 'more'})")
     return lines
+
+
+def _welch_p(stats: dict, label: str, ref: str) -> float | None:
+    """Welch's t-test p-value of `label`'s per-seed scores against `ref`'s (None with fewer than two seeds)."""
+    from scipy.stats import ttest_ind
+
+    values, r_values = stats[label][2], stats[ref][2]
+    return ttest_ind(values, r_values, equal_var=False).pvalue if len(values) > 1 and len(r_values) > 1 else None
 
 
 def _against_spread(stats: dict, label: str, ref: str) -> str:
@@ -364,14 +370,21 @@ def conclusions(searches: dict, seeds: list[int], target: dict, stats: dict, tra
         lines.append(f"- AttentionNAS (a searched cell beats non-local, and here A^2 too, beyond the seed spread at no "
                      f"more multiply-adds than non-local): held for {', '.join(f'`{w}`' for w in winners)}.")
     else:
+        references = [ref for ref in RELATIONAL if ref in stats]
         gaps = "; ".join(f"`{label}` " + ", ".join(f"{100 * (stats[label][0] - stats[ref][0]):+.1f} against {ref}"
-                                                   for ref in RELATIONAL if ref in stats) for label in searched)
+                                                   for ref in references) for label in searched)
+        ahead = [label for label in searched if all(stats[label][0] > stats[ref][0] for ref in references)]
+        candidates = "".join(
+            f" `{label}` is ahead of both on the mean (Welch p = " +
+            ", ".join(f"{_welch_p(stats, label, ref):.3f} against {ref}" for ref in references) +
+            "), but not by more than the seed spread" +
+            (" and at more multiply-adds than non_local" if stats[label][3] > stats["non_local"][3] else "") +
+            ": a candidate that more re-training seeds would confirm or refute." for label in ahead)
         lines.append("- AttentionNAS (a searched cell beats non-local and A^2 beyond the seed spread at no more "
-                     f"multiply-adds than non-local): did not hold ({gaps} points of test top-1). The searched "
-                     "cells were chosen on one or two validation scores of a 4-epoch proxy whose seed noise is as "
-                     "large as the gaps between good cells (see Proxy signal): the search found cells in the same "
-                     "band as the hand-designed ones, and telling them apart needs a less noisy reward (`repeats` "
-                     "in the evaluator) and more re-training seeds than an hour on 2 cores allows.")
+                     f"multiply-adds than non-local): did not hold ({gaps} points of test top-1).{candidates} The "
+                     "searches choose on one validation score of a 4-epoch proxy whose seed noise is as large as "
+                     "the gaps between good cells (see Proxy signal); telling such cells apart needs a less noisy "
+                     "reward (`repeats` in the evaluator) and more re-training seeds than an hour on 2 cores allows.")
     if "double_attention" in stats and "non_local" in stats and "none" in stats:
         extra = [(stats[name][3] - stats["none"][3]) for name in ("double_attention", "non_local")]
         where = _against_spread(stats, "double_attention", "non_local")

@@ -61,7 +61,10 @@ def test_conclusions_say_a_claim_held_only_beyond_the_seed_spread_and_within_the
         "\n".join(conclusions(searches, [0], {0: 0.5}, costly, transfer))
     # within the seed spread: not held
     noisy = {**clear, "searched abc": stat(0.90, 0.2, 14)}
-    assert "did not hold" in "\n".join(conclusions(searches, [0], {0: 0.5}, noisy, transfer))
+    text = "\n".join(conclusions(searches, [0], {0: 0.5}, noisy, transfer))
+    assert "did not hold" in text and "`searched abc` is ahead of both on the mean" in text
+    behind = {**clear, "searched abc": stat(0.70, 0.2, 14)}
+    assert "ahead of both" not in "\n".join(conclusions(searches, [0], {0: 0.5}, behind, transfer))
     learned = {"none": stat(0.5, 0.01, 10), "non_local": stat(0.7, 0.01, 12)}
     assert "beating the backbone alone beyond the seed spread: non_local." in \
         "\n".join(conclusions(searches, [0], {0: 0.5}, clear, learned))
