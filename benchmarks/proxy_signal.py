@@ -80,7 +80,12 @@ TRIED = """
    apart), so a cell must relate different places at different times; otherwise design 7. Seeds 0 and 1 of the 20
    cells gave Spearman 0.62 for the final top-1, 0.67 for its mean over the epochs and 0.75-0.78 for the training
    loss (sum over the epochs, last epoch); the backbone alone 16.5%, non_local 42.7%, double_attention 55.4%
-   (seed 0). The full run below adds seeds 2 and 3, and the references at three seeds.
+   (seed 0), measured 2026-11-22. The full run below, with seeds 2 and 3 and the references at three seeds, was
+   measured on 2026-12-02's machine with the same settings and gave 0.50 for seeds 0 and 1: a trial
+   repeats exactly on one machine (the search study's references that day agree to the digit), but between the
+   two days' machines single trials moved by a few points (double_attention at seed 0: 55.4%, then 53.8%), as
+   much as a seed moves them. Single-seed rankings of cells this alike are not reproducible; two-seed means are
+   steadier (0.61-0.79 for the reward, 0.72-0.81 for the training loss).
 """
 
 

@@ -22,7 +22,7 @@ Run folders (history databases, Ray trial folders) stay in runs/search_study/<mo
 with `attnas dashboard` afterwards, and an interrupted study continues where it stopped.
 
     make study                                        # the full study, about 60 minutes on 2 cores
-    python -m benchmarks.search_study --quick         # about 16 minutes: one seed, 8 trials per search
+    python -m benchmarks.search_study --quick         # about 18 minutes: one seed, 8 trials per search
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class StudyPlan:
 
 PLANS = {
     "quick": StudyPlan(search_seeds=1, trials=8, retrain_seeds=2, transfer_seeds=2, transfer_train=1000,
-                       cost_trials=8, expected="about 16 minutes"),
+                       cost_trials=8, expected="about 18 minutes"),
     "full": StudyPlan(search_seeds=2, trials=20, retrain_seeds=5, transfer_seeds=3, transfer_train=1500,
                       cost_trials=20, expected="about 60 minutes"),
 }
