@@ -375,8 +375,9 @@ def conclusions(searches: dict, seeds: list[int], target: dict, stats: dict, tra
                                                    for ref in references) for label in searched)
         ahead = [label for label in searched if all(stats[label][0] > stats[ref][0] for ref in references)]
         candidates = "".join(
-            f" `{label}` is ahead of both on the mean (Welch p = " +
-            ", ".join(f"{_welch_p(stats, label, ref):.3f} against {ref}" for ref in references) +
+            f" `{label}` is ahead of both on the mean (" +
+            ", ".join(f"Welch p = {p:.3f} against {ref}" for ref in references
+                      if (p := _welch_p(stats, label, ref)) is not None) +
             "), but not by more than the seed spread" +
             (" and at more multiply-adds than non_local" if stats[label][3] > stats["non_local"][3] else "") +
             ": a candidate that more re-training seeds would confirm or refute." for label in ahead)
@@ -392,19 +393,19 @@ def conclusions(searches: dict, seeds: list[int], target: dict, stats: dict, tra
         lines.append(f"- A^2-Nets (double attention beats non-local at a fraction of its cost): double_attention is "
                      f"{gap:+.1f} points against non_local ({where} the seed spread) at "
                      f"{100 * extra[0] / extra[1]:.0f}% of non_local's extra multiply-adds over the backbone; "
-                     + ("held." if where == "above" and extra[0] < extra[1] else
-                        "the cost half held, the accuracy half was not resolved by these seeds."
-                        if extra[0] < extra[1] else "did not hold."))
+                     + ("did not hold." if extra[0] >= extra[1] else "held." if where == "above" else
+                        "the cost half held, the accuracy half did not." if where == "below" else
+                        "the cost half held, the accuracy half was not resolved by these seeds."))
     if transfer_stats:
         learned = [label for label in transfer_stats if label != "none" and "none" in transfer_stats
                    and _against_spread(transfer_stats, label, "none") == "above"]
         lines.append("- Transfer to a narrowed ResNet-26 on `reappear`: " + (
-            f"cells beating the backbone alone beyond the seed spread: {', '.join(_display(c) for c in learned)}."
+            f"cells beating the backbone alone beyond the seed spread: {', '.join(_display(c) for c in learned)} "
+            "(section 4 compares the searched cells with non_local and double_attention there)."
             if learned else
             "no cell, searched or hand-designed, beat the backbone alone beyond the seed spread: the network did "
             "not learn the task's relation in this budget, so this run says nothing about transfer either way. It "
-            "needs a longer schedule or a wider network than fits here (Proxy signal lists the tasks and rates "
-            "tried)."))
+            "needs a longer schedule or a wider network than fits in this study's hour on 2 cores."))
     reached = {name: sum(evaluations_to_reach(best_so_far(run["trials"]), target[seed]) is not None
                          for run, seed in zip(runs, seeds)) for name, runs in searches.items()}
     lines.append("- Controllers: searches that reached the best reference's validation score: " +

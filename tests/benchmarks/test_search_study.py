@@ -66,5 +66,8 @@ def test_conclusions_say_a_claim_held_only_beyond_the_seed_spread_and_within_the
     behind = {**clear, "searched abc": stat(0.70, 0.2, 14)}
     assert "ahead of both" not in "\n".join(conclusions(searches, [0], {0: 0.5}, behind, transfer))
     learned = {"none": stat(0.5, 0.01, 10), "non_local": stat(0.7, 0.01, 12)}
-    assert "beating the backbone alone beyond the seed spread: non_local." in \
+    assert "beating the backbone alone beyond the seed spread: non_local (" in \
         "\n".join(conclusions(searches, [0], {0: 0.5}, clear, learned))
+    worse = {**clear, "double_attention": stat(0.3, 0.05, 11)}
+    assert "the cost half held, the accuracy half did not." in \
+        "\n".join(conclusions(searches, [0], {0: 0.5}, worse, transfer))
