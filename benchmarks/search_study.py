@@ -34,6 +34,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -308,7 +309,17 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _comparison_table(results: dict, cells: dict) -> tuple[str, dict]:
+class CellScores(NamedTuple):
+    """One cell's test top-1 over the seeds it was trained at, and its cost."""
+
+    mean: float
+    sd: float
+    values: list[float]
+    macs: int
+    params: int
+
+
+def _comparison_table(results: dict, cells: dict) -> tuple[str, dict[str, CellScores]]:
     rows, stats = [], {}
     for label, runs in results.items():
         ok = [r for r in runs if r["status"] == "ok" and r["test_top1"] is not None]
@@ -316,7 +327,7 @@ def _comparison_table(results: dict, cells: dict) -> tuple[str, dict]:
             rows.append([_display(label), "failed", "", "", "", ""])
             continue
         mean, sd = _mean_sd([r["test_top1"] for r in ok])
-        stats[label] = (mean, sd, [r["test_top1"] for r in ok], ok[0]["macs"], ok[0]["params"])
+        stats[label] = CellScores(mean, sd, [r["test_top1"] for r in ok], ok[0]["macs"], ok[0]["params"])
         rows.append([_display(label), f"{100 * mean:.1f} ± {100 * sd:.1f}",
                      " / ".join(_pct(r["test_top1"]) for r in ok),
                      f"{100 * statistics.mean(r['top1'] for r in ok):.1f}", f"{ok[0]['macs'] / 1e6:.2f}",
@@ -325,61 +336,63 @@ def _comparison_table(results: dict, cells: dict) -> tuple[str, dict]:
     return table(headers, rows), stats
 
 
-def _verdicts(stats: dict, label: str) -> list[str]:
+def _verdicts(stats: dict[str, CellScores], label: str) -> list[str]:
     lines = []
-    mean, sd, values, macs, _ = stats[label]
+    cell = stats[label]
     for ref in RELATIONAL:
         if ref not in stats:
             continue
-        r_mean, r_sd, r_values, r_macs, _ = stats[ref]
-        gap = 100 * (mean - r_mean)
+        gap = 100 * (cell.mean - stats[ref].mean)
         p = _welch_p(stats, label, ref)
         lines.append(f"- against {ref}: {gap:+.1f} points ({_against_spread(stats, label, ref)} the seed spread "
-                     f"{100 * (sd + r_sd):.1f} = sum of the two sds; Welch p = {p:.3f})" if p is not None else
-                     f"- against {ref}: {gap:+.1f} points")
+                     f"{100 * (cell.sd + stats[ref].sd):.1f} = sum of the two sds; Welch p = {p:.3f})"
+                     if p is not None else f"- against {ref}: {gap:+.1f} points")
     if "non_local" in stats:
-        lines.append(f"- multiply-adds: {macs / 1e6:.2f} M against non_local's {stats['non_local'][3] / 1e6:.2f} M "
-                     f"({'no more' if macs <= stats['non_local'][3] else 'more'})")
+        non_local = stats["non_local"].macs
+        lines.append(f"- multiply-adds: {cell.macs / 1e6:.2f} M against non_local's {non_local / 1e6:.2f} M "
+                     f"({'no more' if cell.macs <= non_local else 'more'})")
     return lines
 
 
-def _welch_p(stats: dict, label: str, ref: str) -> float | None:
+def _welch_p(stats: dict[str, CellScores], label: str, ref: str) -> float | None:
     """Welch's t-test p-value of `label`'s per-seed scores against `ref`'s (None with fewer than two seeds)."""
     from scipy.stats import ttest_ind
 
-    values, r_values = stats[label][2], stats[ref][2]
+    values, r_values = stats[label].values, stats[ref].values
     return ttest_ind(values, r_values, equal_var=False).pvalue if len(values) > 1 and len(r_values) > 1 else None
 
 
-def _against_spread(stats: dict, label: str, ref: str) -> str:
+def _against_spread(stats: dict[str, CellScores], label: str, ref: str) -> str:
     """'above', 'below' or 'within': where `label`'s mean lies against `ref`'s, counting a gap larger than the sum of
     the two standard deviations as real."""
-    mean, sd, *_ = stats[label]
-    r_mean, r_sd, *_ = stats[ref]
-    return "above" if mean - r_mean > sd + r_sd else "below" if r_mean - mean > sd + r_sd else "within"
+    cell, other = stats[label], stats[ref]
+    spread = cell.sd + other.sd
+    return "above" if cell.mean - other.mean > spread else "below" if other.mean - cell.mean > spread else "within"
 
 
-def conclusions(searches: dict, seeds: list[int], target: dict, stats: dict, transfer_stats: dict) -> list[str]:
+def conclusions(searches: dict, seeds: list[int], target: dict, stats: dict[str, CellScores],
+                transfer_stats: dict[str, CellScores]) -> list[str]:
     """Section 6: each claim the study tests, whether it held here, and what that suggests (from the numbers)."""
     lines = ["### 6. Where the claims held and where they did not", ""]
     searched = [label for label in stats if label not in REFERENCES]
     winners = [label for label in searched
                if all(_against_spread(stats, label, ref) == "above" for ref in RELATIONAL if ref in stats)
-               and "non_local" in stats and stats[label][3] <= stats["non_local"][3]]
+               and "non_local" in stats and stats[label].macs <= stats["non_local"].macs]
     if winners:
         lines.append(f"- AttentionNAS (a searched cell beats non-local, and here A^2 too, beyond the seed spread at no "
                      f"more multiply-adds than non-local): held for {', '.join(f'`{w}`' for w in winners)}.")
     else:
         references = [ref for ref in RELATIONAL if ref in stats]
-        gaps = "; ".join(f"`{label}` " + ", ".join(f"{100 * (stats[label][0] - stats[ref][0]):+.1f} against {ref}"
+        gaps = "; ".join(f"`{label}` " + ", ".join(f"{100 * (stats[label].mean - stats[ref].mean):+.1f} against {ref}"
                                                    for ref in references) for label in searched)
-        ahead = [label for label in searched if all(stats[label][0] > stats[ref][0] for ref in references)]
+        ahead = [label for label in searched if all(stats[label].mean > stats[ref].mean for ref in references)]
         candidates = "".join(
             f" `{label}` is ahead of both on the mean (" +
             ", ".join(f"Welch p = {p:.3f} against {ref}" for ref in references
                       if (p := _welch_p(stats, label, ref)) is not None) +
             "), but not by more than the seed spread" +
-            (" and at more multiply-adds than non_local" if stats[label][3] > stats["non_local"][3] else "") +
+            (" and at more multiply-adds than non_local"
+             if "non_local" in stats and stats[label].macs > stats["non_local"].macs else "") +
             ": a candidate that more re-training seeds would confirm or refute." for label in ahead)
         lines.append("- AttentionNAS (a searched cell beats non-local and A^2 beyond the seed spread at no more "
                      f"multiply-adds than non-local): did not hold ({gaps} points of test top-1).{candidates} The "
@@ -387,9 +400,9 @@ def conclusions(searches: dict, seeds: list[int], target: dict, stats: dict, tra
                      "the gaps between good cells (see Proxy signal); telling such cells apart needs a less noisy "
                      "reward (`repeats` in the evaluator) and more re-training seeds than an hour on 2 cores allows.")
     if "double_attention" in stats and "non_local" in stats and "none" in stats:
-        extra = [(stats[name][3] - stats["none"][3]) for name in ("double_attention", "non_local")]
+        extra = [stats[name].macs - stats["none"].macs for name in ("double_attention", "non_local")]
         where = _against_spread(stats, "double_attention", "non_local")
-        gap = 100 * (stats["double_attention"][0] - stats["non_local"][0])
+        gap = 100 * (stats["double_attention"].mean - stats["non_local"].mean)
         lines.append(f"- A^2-Nets (double attention beats non-local at a fraction of its cost): double_attention is "
                      f"{gap:+.1f} points against non_local ({where} the seed spread) at "
                      f"{100 * extra[0] / extra[1]:.0f}% of non_local's extra multiply-adds over the backbone; "

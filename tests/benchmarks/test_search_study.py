@@ -2,8 +2,8 @@
 the verdicts it draws from them."""
 from __future__ import annotations
 
-from benchmarks.search_study import (PLANS, best_so_far, best_trial, conclusions, evaluations_to_reach, pareto_front,
-                                     transfer_proxy)
+from benchmarks.search_study import (PLANS, CellScores, best_so_far, best_trial, conclusions, evaluations_to_reach,
+                                     pareto_front, transfer_proxy)
 
 
 def trial(value, state="complete", macs=1.0, hash_="h"):
@@ -40,8 +40,8 @@ def test_transfer_runs_a_narrowed_resnet26_on_a_task_nobody_searched_on():
     assert proxy.data.task != "odd_one_out" and proxy.data.train_size == PLANS["quick"].transfer_train
 
 
-def stat(mean, sd, macs):  # (mean, sd, per-seed values, macs, params) as the comparison table returns them
-    return (mean, sd, [mean - sd, mean + sd], macs, 1000)
+def stat(mean, sd, macs):
+    return CellScores(mean, sd, [mean - sd, mean + sd], macs, 1000)
 
 
 def test_conclusions_say_a_claim_held_only_beyond_the_seed_spread_and_within_the_cost():
