@@ -9,7 +9,7 @@ in miniature? Written to RESULTS.md section "search_study" (and "search_study_qu
    the evaluator's training seed); the differentiable search (Gumbel sampling, one job on both cores) at the same
    wall time as the black-box searches took.
 3. The best cell the black-box searches found (highest validation top-1), the differentiable search's cell, and the
-   references, re-trained from scratch at fresh seeds (none of them a search seed) and scored on the held-out test
+   references, re-trained as proxy trials at fresh seeds (none of them a search seed) and scored on the held-out test
    split: mean and spread of top-1, multiply-adds and parameters.
 4. Transfer: the same cells in a narrowed 3-D ResNet-26 (A^2-Nets Table 1 with every width x 1/8, 32x32 clips) on a
    task nobody searched on (`reappear`: does the last object match the first, with a distractor between).
@@ -486,7 +486,7 @@ def report(plan, base, seeds, reference_score, reference_macs, target, searches,
     lines += ["", f"Best cell of the black-box searches: `{best['hash']}` (validation top-1 {_pct(best['value'])}, "
               f"{(best['macs'] or 0) / 1e6:.2f} M multiply-adds): {_describe_cell(best['cell'])}.", ""]
 
-    lines += ["### 3. Re-trained from scratch at fresh seeds, test split (top-1 %)", ""]
+    lines += ["### 3. Re-trained at fresh seeds, test split (top-1 %)", ""]
     text, stats = _comparison_table(retrain, cells)
     lines += [text, ""]
     for label in [k for k in stats if k not in REFERENCES]:

@@ -45,6 +45,10 @@ class ProxyConfig:
     follows the data), cells inserted `at` the named placements, trained `epochs` with `optimizer`/`lr`/`schedule`,
     from `seed`, on `device` ("auto": a GPU if the trial has one, else CPU) with `threads` CPU threads (None: the
     CPUs this process may run on). `measure_latency` times one forward pass of a batch of `latency_batch`.
+    `pretrain_epochs` > 0: every trial starts from the backbone alone trained that many epochs at `pretrain_seed`
+    (once per machine, see evaluators.pretrained), the cell inserted at identity; 0 starts from random weights.
+    With pretraining, `freeze_front` keeps the layers up to the first placement as pretrained (weights and BatchNorm
+    statistics): only the cell and the layers after it train.
     `repeats` > 1 trains that many models at seeds `seed`, `seed` + 1, ... in lockstep and reports the mean of every
     metric (per epoch and final): a less noisy reward for the price of `repeats` trainings."""
 
@@ -68,6 +72,9 @@ class ProxyConfig:
     measure_latency: bool = True
     latency_batch: int = 1
     repeats: int = 1
+    pretrain_epochs: int = 4
+    pretrain_seed: int = 1000
+    freeze_front: bool = True
 
     def __post_init__(self) -> None:
         checks = [(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer),
@@ -77,7 +84,8 @@ class ProxyConfig:
                   (self.lr > 0, "lr", "> 0", self.lr),
                   (0 <= self.warmup < 1, "warmup", "in [0, 1)", self.warmup),
                   (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
-                  (self.repeats >= 1, "repeats", ">= 1", self.repeats)]
+                  (self.repeats >= 1, "repeats", ">= 1", self.repeats),
+                  (self.pretrain_epochs >= 0, "pretrain_epochs", ">= 0", self.pretrain_epochs)]
         for ok, name, expected, value in checks:
             if not ok:
                 raise AttnasError(f"proxy config: {name} must be {expected}, got {value!r}")

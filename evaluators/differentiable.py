@@ -3,7 +3,8 @@ backbone, its weights trained on the train split and its architecture weights on
 
 Call order of `DifferentiableSearch(proxy, settings, space).epochs()` (a generator, one `SearchEpoch` per epoch):
 1. resources as the proxy trial (device from `proxy.device`, threads, deterministic algorithms);
-2. the proxy backbone from `proxy.seed` with a supernet cell at every placement of `proxy.at`;
+2. the proxy backbone from `proxy.seed` (starting from the pretrained backbone, as a proxy trial does; see
+   evaluators.pretrained) with a supernet cell at every placement of `proxy.at`;
 3. each step: one architecture step on the next validation batch (Adam on the architecture logits, DARTS's
    settings), then one weight step on the next train batch (the proxy's optimiser and schedule); the first
    `warmup_epochs` epochs take weight steps only. With `sampling: gumbel` each training forward runs one cell
@@ -31,6 +32,7 @@ from torch import nn
 
 from cells.supernet import SupernetCell, insert_supernet, supernet_cells
 from evaluators.config import ProxyConfig
+from evaluators.pretrained import freeze_front, train_mode
 from evaluators.proxy import (
     ProxyEvaluator,
     batch_count,
@@ -53,7 +55,7 @@ class DifferentiableConfig:
     `arch_lr`, `arch_weight_decay`, `arch_betas`: Adam on the architecture logits (DARTS: 3e-4, 1e-3, (0.5, 0.999)
     over some 20,000 steps; a CPU proxy search takes a few hundred, and Adam moves a logit by about lr per step, so
     1e-2 lets the weights move by a few units); `width`: the inner width the supernet is built for (None:
-    the space's first); `retrain`: re-train the final derived cell from scratch as a normal trial; `sampling`:
+    the space's first); `retrain`: re-train the final derived cell as a normal trial; `sampling`:
     "softmax" mixes every candidate in every forward (DARTS), "gumbel" trains one cell drawn per step with hard
     Gumbel-softmax and straight-through gradients (GDAS), at a temperature going linearly from `tau_start` to
     `tau_end` over the epochs: a step then costs about one cell, which makes large spaces affordable."""
@@ -109,14 +111,19 @@ class DifferentiableSearch:
         self.settings = settings
         self.space = space
         self.evaluator = ProxyEvaluator(proxy)
+        self.frozen: list[nn.Module] = []  # the pretrained front `build` fixed, kept in eval mode
 
     @property
     def epoch_count(self) -> int:
         return self.settings.epochs or self.proxy.epochs
 
     def build(self, num_classes: int, clip_shape: tuple[int, int, int, int]) -> nn.Module:
-        """The proxy backbone (seeded as a proxy trial) with a supernet cell at each placement."""
-        model = self.evaluator.build_model(None, num_classes, clip_shape)
+        """The proxy backbone (seeded, pretrained and with its front frozen as a proxy trial's) with a supernet cell
+        at each placement."""
+        backbone_state = self.evaluator.pretrained_backbone()
+        model = self.evaluator.build_model(None, num_classes, clip_shape, backbone_state=backbone_state)
+        if backbone_state is not None and self.proxy.freeze_front:
+            self.frozen = freeze_front(model, self.proxy.at, torch.zeros(1, *clip_shape))
         insert_supernet(model, self.space, list(self.proxy.at), width=self.settings.width,
                         example_input=torch.zeros(2, *clip_shape))
         return model
@@ -170,7 +177,7 @@ class DifferentiableSearch:
                      scheduler: torch.optim.lr_scheduler.LRScheduler, arch_optimizer: torch.optim.Optimizer,
                      splits, epoch: int, device: torch.device, *, search: bool) -> float:
         config = self.proxy
-        model.train()
+        train_mode(model, self.frozen)
         seed = config.seed * 100_003 + epoch
         train_order = torch.randperm(len(splits.train.labels), generator=torch.Generator().manual_seed(seed)).numpy()
         val_order = torch.randperm(len(splits.validation.labels),

@@ -4,9 +4,11 @@ Call order of one trial, `evaluate(spec, report=..., checkpoint_dir=...)`:
 1. resources: pick the device (a GPU when `device` allows and one is visible, else CPU), set torch threads,
    switch torch to deterministic algorithms for the duration of the trial;
 2. data: the config's splits, from the machine's cache (built by the first trial that needs them);
-3. model: `torch.manual_seed(seed)`, the backbone, the cell inserted at every placement (none for `spec=None` or
-   "none"); parameters and multiply-adds are counted on one clip. With `repeats` = k, k models from seeds seed,
-   seed + 1, ... are trained side by side, and every metric below is their mean;
+3. model: with `pretrain_epochs` > 0, the backbone alone pretrained once per machine (evaluators.pretrained; the
+   first trial on a machine trains it); `torch.manual_seed(seed)`, the backbone (loaded with those weights), the
+   cell inserted at every placement (none for `spec=None` or "none"), and with `freeze_front` the layers up to the
+   first placement fixed; parameters and multiply-adds are counted on one clip. With `repeats` = k, k models from
+   seeds seed, seed + 1, ... are trained side by side, and every metric below is their mean;
 4. resume: if `checkpoint_dir` holds a checkpoint of this same trial, model, optimiser, schedule, RNG state and the
    curve so far are restored and training continues at the next epoch;
 5. each epoch: train (data order a pure function of seed and epoch), score the validation split, checkpoint,
@@ -33,6 +35,7 @@ from torch import nn
 
 from evaluators.config import ProxyConfig
 from evaluators.datasets import Splits, load_splits
+from evaluators.pretrained import freeze_front, pretrained_backbone, train_mode
 from search_space import AttnasError, CellSpec, load_zoo
 
 ReportFn = Callable[[int, dict[str, Any]], Any]
@@ -49,8 +52,8 @@ class EvaluationResult:
     Costs: `params`, `macs` (multiply-adds of one clip), `latency` (median seconds of one forward pass of a batch of
     `latency_batch` clips on the trial's device), `wall_time` (seconds of this call), `cpu_time` (CPU seconds of
     this process during the call: on a loaded machine, the single-thread cost wall time would be without
-    contention) and `times` (wall seconds spent in data, build, complexity, train, validate, checkpoint, test,
-    latency). `curve` has one dict of metrics per epoch.
+    contention) and `times` (wall seconds spent in data, pretrain, build, complexity, train, validate, checkpoint,
+    test, latency). `curve` has one dict of metrics per epoch.
     """
 
     status: str
@@ -127,10 +130,18 @@ class ProxyEvaluator:
         """The data this evaluator trains and scores on (built on first use, then shared)."""
         return load_splits(self.config.data)
 
+    def pretrained_backbone(self) -> dict[str, torch.Tensor] | None:
+        """The weights every trial's backbone starts from (None with `pretrain_epochs` 0: random weights)."""
+        if self.config.pretrain_epochs == 0:
+            return None
+        return pretrained_backbone(self.config, resolve_device(self.config.device))
+
     def build_model(self, spec: CellSpec | str | None, num_classes: int,
-                    clip_shape: tuple[int, int, int, int], *, seed: int | None = None) -> nn.Module:
+                    clip_shape: tuple[int, int, int, int], *, seed: int | None = None,
+                    backbone_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
         """The backbone with `spec` inserted at the configured placements, initialised from `seed` (default: the
-        trial's seed)."""
+        trial's seed); the backbone's weights are then replaced by `backbone_state` when given, so only the cell's
+        come from the seed."""
         from cells.backbones import BACKBONES, create_backbone
         from cells.insert import insert
 
@@ -140,6 +151,8 @@ class ProxyEvaluator:
             args.setdefault("input_shape", tuple(clip_shape))
         torch.manual_seed(config.seed if seed is None else seed)
         model = create_backbone(config.backbone, num_classes=num_classes, **args)
+        if backbone_state is not None:
+            model.load_state_dict(backbone_state)
         return insert(model, _as_spec(spec), list(config.at), example_input=torch.zeros(2, *clip_shape))
 
     # ------------------------------------------------------------------------------------------------ the trial
@@ -154,9 +167,15 @@ class ProxyEvaluator:
 
         with _timer(times, "data"):
             splits = self.splits()
+        with _timer(times, "pretrain"):
+            backbone_state = self.pretrained_backbone()
         with _timer(times, "build"):
-            replicas = [_Replica(seed, self.build_model(spec, splits.num_classes, splits.clip_shape, seed=seed))
+            replicas = [_Replica(seed, self.build_model(spec, splits.num_classes, splits.clip_shape, seed=seed,
+                                                        backbone_state=backbone_state))
                         for seed in range(config.seed, config.seed + config.repeats)]
+            if backbone_state is not None and config.freeze_front:
+                for replica in replicas:
+                    replica.frozen = freeze_front(replica.model, config.at, torch.zeros(1, *splits.clip_shape))
         with _timer(times, "complexity"):
             from cells.complexity import count_macs
 
@@ -170,7 +189,7 @@ class ProxyEvaluator:
             replica.scheduler = torch.optim.lr_scheduler.LambdaLR(
                 replica.optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
         first_epoch = 0
-        identity = _trial_identity(config, result.spec_hash)
+        identity = trial_identity(config, result.spec_hash)
         checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
         if checkpoint is not None and checkpoint.exists():
             first_epoch = _load_checkpoint(checkpoint, identity, replicas, result, device)
@@ -215,7 +234,7 @@ class ProxyEvaluator:
                      amp: contextlib.AbstractContextManager) -> float:
         config = self.config
         model, optimizer, scheduler = replica.model, replica.optimizer, replica.scheduler
-        model.train()
+        train_mode(model, replica.frozen)
         n = len(splits.train.labels)
         # the data order is a pure function of (seed, epoch): a resumed trial sees the same batches
         order = torch.randperm(n, generator=torch.Generator().manual_seed(replica.seed * 100_003 + epoch)).numpy()
@@ -368,6 +387,7 @@ class _Replica:
     model: nn.Module
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    frozen: list[nn.Module] = field(default_factory=list)  # the pretrained front, kept in eval mode
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -385,7 +405,7 @@ def _mean_metrics(per_seed: list[dict[str, float | None]]) -> dict[str, float | 
             for key in per_seed[0]}
 
 
-def _trial_identity(config: ProxyConfig, spec_hash: str | None) -> str:
+def trial_identity(config: ProxyConfig, spec_hash: str | None) -> str:
     """What a checkpoint must match to be resumed by this trial: the cell and every setting except resources."""
     settings = config.to_dict()
     for resource in ("device", "threads", "measure_latency", "latency_batch", "eval_batch_size"):

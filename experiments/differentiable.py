@@ -4,7 +4,7 @@ run by the same CLI and recorded in the same history (evaluators/differentiable.
 Where it runs: the search is one training job, so it is one Ray task with the experiment's per-trial resources
 (`resources.cpus`, `resources.gpus`): on a cluster it lands on a GPU worker, while the driver (which may have no GPU)
 stays light and remains the only writer of the history. The task is a streaming generator: it yields after every
-search epoch, and the driver records that epoch at once. The derived cell is then re-trained from scratch and scored
+search epoch, and the driver records that epoch at once. The derived cell is then re-trained and scored
 by a second task with the same resources, exactly as a normal trial (the experiment's evaluator).
 
 What the history holds (controller "differentiable" on every trial):
@@ -134,7 +134,7 @@ def _retrain(history, space, last, config, evaluator, resources, publisher, say)
 
     number = _record_epoch(history, space, last, phase="retrain")
     publisher.trial_started(number)
-    say(f"re-training the derived cell {CellSpec.from_dict(last['cell']).hash} from scratch (trial {number})")
+    say(f"re-training the derived cell {CellSpec.from_dict(last['cell']).hash} as a normal trial (trial {number})")
     result = ray.get(ray.remote(_retrain_task).options(**resources).remote(last["cell"], config.evaluator,
                                                                            config.resources.cpus))
     for metrics in result["curve"]:
@@ -176,7 +176,7 @@ def _search_task(space_yaml: str, evaluator: dict, settings: dict, cpus: float):
 
 
 def _retrain_task(cell: dict, evaluator: dict, cpus: float) -> dict:
-    """Ray task: the derived cell trained from scratch and scored by the experiment's evaluator."""
+    """Ray task: the derived cell trained as a normal trial and scored by the experiment's evaluator."""
     import ray
 
     from evaluators.proxy import ProxyEvaluator

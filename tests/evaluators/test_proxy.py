@@ -14,7 +14,8 @@ def tiny_config(tmp_path, **overrides):
     data = DataConfig(task="match", fields={"frames": 4, "size": 16}, train_size=48, validation_size=24,
                       test_size=24, cache_dir=str(tmp_path / "cache"))
     settings = dict(data=data, backbone_args={"stem_width": 4, "widths": (8, 8, 8)}, at=("conv3:0",), epochs=3,
-                    batch_size=16, eval_batch_size=16, threads=1, seed=3, device="cpu", measure_latency=False)
+                    batch_size=16, eval_batch_size=16, threads=1, seed=3, device="cpu", measure_latency=False,
+                    pretrain_epochs=1)
     settings.update(overrides)
     return ProxyConfig(**settings)
 
@@ -95,7 +96,8 @@ def test_nan_loss_ends_as_failed_result(tmp_path, monkeypatch):
         return loss * math.nan if len(calls) == 4 else loss
 
     monkeypatch.setattr(ProxyEvaluator, "_loss", poisoned)
-    result = ProxyEvaluator(tiny_config(tmp_path)).evaluate("non_local")
+    # no pretraining: the calls counted are this trial's (test_pretrained covers a pretraining that diverges)
+    result = ProxyEvaluator(tiny_config(tmp_path, pretrain_epochs=0)).evaluate("non_local")
     assert result.status == "failed" and not result.ok
     assert result.reason == "diverged: training loss is nan at epoch 2, step 1"
     assert result.epochs == 1 and len(result.curve) == 1  # what was learned before the divergence is kept
@@ -106,7 +108,7 @@ def test_exception_inside_a_trial_is_a_failed_result(tmp_path, monkeypatch):
         raise RuntimeError("worker lost its marbles")
 
     monkeypatch.setattr(proxy_module, "score", broken)
-    result = ProxyEvaluator(tiny_config(tmp_path)).evaluate(None)
+    result = ProxyEvaluator(tiny_config(tmp_path, pretrain_epochs=0)).evaluate(None)
     assert result.status == "failed" and result.reason == "RuntimeError: worker lost its marbles"
     bad_placement = ProxyEvaluator(tiny_config(tmp_path, at=("conv9:0",))).evaluate("non_local")
     assert bad_placement.status == "failed" and "conv9:0" in bad_placement.reason
@@ -155,6 +157,8 @@ def test_config_errors_are_one_line():
         ProxyConfig.from_dict({"epoch": 3})
     with pytest.raises(AttnasError, match="repeats must be >= 1, got 0"):
         ProxyConfig(repeats=0)
+    with pytest.raises(AttnasError, match="pretrain_epochs must be >= 0, got -1"):
+        ProxyConfig(pretrain_epochs=-1)
     with pytest.raises(AttnasError, match="data: unknown field.*tsak"):
         ProxyConfig.from_dict({"data": {"tsak": "match"}})
     config = ProxyConfig.from_dict({"epochs": 2, "at": "conv2:0", "data": {"task": "match",
