@@ -142,10 +142,9 @@ def profile_training(config: ProxyConfig, cell: str | None, steps: int = 5) -> l
     torch.set_num_threads(1)
     evaluator = ProxyEvaluator(config)
     splits = evaluator.splits()
-    backbone_state = evaluator.pretrained_backbone()
-    model = evaluator.build_model(cell, splits.num_classes, splits.clip_shape, backbone_state=backbone_state)
-    if backbone_state is not None and config.freeze_front:  # as in a trial: no backward pass through the front
-        train_mode(model, freeze_front(model, config.at, torch.zeros(1, *splits.clip_shape)))
+    model = evaluator.build_model(cell, splits.num_classes, splits.clip_shape,
+                                  backbone_state=evaluator.pretrained_backbone())
+    train_mode(model, freeze_front(model, config, splits.clip_shape))  # as in a trial: no backward through the front
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.from_numpy(np.array(splits.train.clips[:config.batch_size])).float()
     y = torch.from_numpy(np.array(splits.train.labels[:config.batch_size]))

@@ -120,10 +120,9 @@ class DifferentiableSearch:
     def build(self, num_classes: int, clip_shape: tuple[int, int, int, int]) -> nn.Module:
         """The proxy backbone (seeded, pretrained and with its front frozen as a proxy trial's) with a supernet cell
         at each placement."""
-        backbone_state = self.evaluator.pretrained_backbone()
-        model = self.evaluator.build_model(None, num_classes, clip_shape, backbone_state=backbone_state)
-        if backbone_state is not None and self.proxy.freeze_front:
-            self.frozen = freeze_front(model, self.proxy.at, torch.zeros(1, *clip_shape))
+        model = self.evaluator.build_model(None, num_classes, clip_shape,
+                                           backbone_state=self.evaluator.pretrained_backbone())
+        self.frozen = freeze_front(model, self.proxy, clip_shape)
         insert_supernet(model, self.space, list(self.proxy.at), width=self.settings.width,
                         example_input=torch.zeros(2, *clip_shape))
         return model

@@ -61,6 +61,7 @@ def _cached(pretraining: ProxyConfig, key: str) -> dict[str, torch.Tensor]:
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 torch.save(state, tmp)
                 os.replace(tmp, path)
+                return state
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -82,15 +83,18 @@ def clear_memo() -> None:
     _MEMO.clear()
 
 
-def freeze_front(model: nn.Module, at: Sequence[str], example_input: torch.Tensor) -> list[nn.Module]:
-    """Fix the weights of every layer that runs before the first placement's block ends (in forward order, read off
-    one dry run of `example_input`), and return those layers: the caller keeps them in eval mode while training, so
-    their BatchNorm statistics stay fixed too. The cell then learns on the same features in every trial."""
+def freeze_front(model: nn.Module, config: ProxyConfig, clip_shape: Sequence[int]) -> list[nn.Module]:
+    """With pretraining and `config.freeze_front`: fix the weights of every layer that runs before the first
+    placement's block ends (in forward order, read off one dry run of a zero clip), and return those layers; the
+    caller keeps them in eval mode while training (`train_mode`), so their BatchNorm statistics stay fixed too. The
+    cell then learns on the same features in every trial. Otherwise nothing is fixed ([])."""
     from cells.insert import CellAfter, placements
 
+    if config.pretrain_epochs == 0 or not config.freeze_front:
+        return []
     names = placements(model)
     blocks = []
-    for name in at:
+    for name in config.at:
         block = model.get_submodule(names[name])
         blocks.append(block.block if isinstance(block, CellAfter) else block)
     called: list[nn.Module] = []
@@ -111,7 +115,7 @@ def freeze_front(model: nn.Module, at: Sequence[str], example_input: torch.Tenso
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(example_input)
+            model.eval()(torch.zeros(1, *clip_shape))
     finally:
         for hook in hooks:
             hook.remove()

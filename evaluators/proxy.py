@@ -173,9 +173,8 @@ class ProxyEvaluator:
             replicas = [_Replica(seed, self.build_model(spec, splits.num_classes, splits.clip_shape, seed=seed,
                                                         backbone_state=backbone_state))
                         for seed in range(config.seed, config.seed + config.repeats)]
-            if backbone_state is not None and config.freeze_front:
-                for replica in replicas:
-                    replica.frozen = freeze_front(replica.model, config.at, torch.zeros(1, *splits.clip_shape))
+            for replica in replicas:
+                replica.frozen = freeze_front(replica.model, config, splits.clip_shape)
         with _timer(times, "complexity"):
             from cells.complexity import count_macs
 

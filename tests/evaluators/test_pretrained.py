@@ -91,12 +91,15 @@ def test_a_pretraining_that_diverges_fails_the_trial_with_the_reason(tmp_path, m
 def test_freeze_front_fixes_exactly_the_layers_before_the_first_placement():
     evaluator = ProxyEvaluator()  # the quick-start proxy: stem conv1, stage conv2 (one unit), the cell, conv3
     model = evaluator.build_model("non_local", 8, (3, 16, 16, 16))
-    frozen = pretrained_module.freeze_front(model, ["conv2:0"], torch.zeros(1, 3, 16, 16, 16))
+    frozen = pretrained_module.freeze_front(model, evaluator.config, (3, 16, 16, 16))
     fixed = {name for name, p in model.named_parameters() if not p.requires_grad}
     assert fixed == {name for name, _ in model.named_parameters()
                      if name.startswith(("conv1.", "conv2.units.0.block."))}
     assert fixed and all(not p.requires_grad for m in frozen for p in m.parameters(recurse=False))
     assert model.training  # the dry run leaves the mode as it was
+    for off in (replace(evaluator.config, freeze_front=False), replace(evaluator.config, pretrain_epochs=0)):
+        assert pretrained_module.freeze_front(evaluator.build_model(None, 8, (3, 16, 16, 16)), off,
+                                              (3, 16, 16, 16)) == []
 
 
 @pytest.mark.parametrize("cell", ["double_attention", None])
