@@ -43,9 +43,9 @@ BLOCKS = {"non_local": "Wang et al. non-local block", "double_attention": "A^2 b
 # ------------------------------------------------------------------------------------------------------ the worker
 def make_module(block: str, impl: str, channels: int):
     """The module a job measures: the cell built from the zoo spec, or the hand-written reference block."""
-    from cells import build
-    from cells.reference import DoubleAttentionBlock, NonLocalBlock
-    from search_space import load_zoo
+    from attnas.cells import build
+    from attnas.cells.reference import DoubleAttentionBlock, NonLocalBlock
+    from attnas.search_space import load_zoo
 
     if impl == "cell":
         return build(load_zoo(block), channels)

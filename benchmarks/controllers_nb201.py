@@ -31,10 +31,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import table, write_section  # noqa: E402
-from controllers import CONTROLLERS, create_controller  # noqa: E402
-from controllers.nasbench201 import NASBench201Space  # noqa: E402
-from controllers.testing import synthetic_values  # noqa: E402
-from search_space import load_space  # noqa: E402
+from attnas.controllers import CONTROLLERS, create_controller  # noqa: E402
+from attnas.controllers.nasbench201 import NASBench201Space  # noqa: E402
+from attnas.controllers.testing import synthetic_values  # noqa: E402
+from attnas.search_space import load_space  # noqa: E402
 
 CHECKPOINTS = (25, 50, 100, 150)
 HISTORY_SIZES = (10, 100, 1000, 5000)

@@ -27,11 +27,11 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.results import table, write_section
-from experiments.dashboard.publisher import DashboardPublisher
-from experiments.dashboard.report import build_report
-from experiments.dashboard.server import DashboardServer
-from experiments.dashboard.synthetic import write_synthetic_history
-from experiments.run_folder import open_run
+from attnas.experiments.dashboard.publisher import DashboardPublisher
+from attnas.experiments.dashboard.report import build_report
+from attnas.experiments.dashboard.server import DashboardServer
+from attnas.experiments.dashboard.synthetic import write_synthetic_history
+from attnas.experiments.run_folder import open_run
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -75,8 +75,8 @@ def unpatched_trial_list(run) -> float:
 
     import optuna_dashboard
 
-    from experiments.dashboard import speedup
-    from experiments.dashboard.store import artifact_store, run_artifact_dir
+    from attnas.experiments.dashboard import speedup
+    from attnas.experiments.dashboard.store import artifact_store, run_artifact_dir
 
     if speedup._installed:
         raise RuntimeError("measure optuna-dashboard as shipped before installing the speed-up")

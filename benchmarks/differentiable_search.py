@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.job_pool import job_key, run_jobs  # noqa: E402
 from benchmarks.results import table, write_section  # noqa: E402
-from evaluators.config import DataConfig, ProxyConfig  # noqa: E402
-from search_space import CellSpec, load_space, unique_cells  # noqa: E402
+from attnas.evaluators.config import DataConfig, ProxyConfig  # noqa: E402
+from attnas.search_space import CellSpec, load_space, unique_cells  # noqa: E402
 
 RUNS = ROOT / "runs" / "differentiable_search"
 GROUND_TRUTH_SEEDS = (0, 1)
@@ -61,7 +61,7 @@ def settings(quick: bool) -> dict:
 def _trial_job(job: dict) -> dict:
     import torch
 
-    from evaluators.proxy import ProxyEvaluator
+    from attnas.evaluators.proxy import ProxyEvaluator
 
     torch.set_num_threads(1)
     proxy = ProxyConfig.from_dict(job["proxy"])
@@ -76,7 +76,7 @@ def _trial_job(job: dict) -> dict:
 def _search_job(job: dict) -> dict:
     import torch
 
-    from evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
+    from attnas.evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
 
     torch.set_num_threads(1)
     proxy = replace(ProxyConfig.from_dict(job["proxy"]), seed=job["seed"], threads=1)
@@ -93,8 +93,8 @@ def _cost_job(job: dict) -> dict:
     """Seconds per step and peak RSS of one fresh process (spawned) that builds the model and steps it."""
     import torch
 
-    from evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
-    from evaluators.proxy import ProxyEvaluator, to_tensors
+    from attnas.evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
+    from attnas.evaluators.proxy import ProxyEvaluator, to_tensors
 
     torch.set_num_threads(1)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -110,7 +110,7 @@ def _cost_job(job: dict) -> dict:
     else:
         search = DifferentiableSearch(proxy, DifferentiableConfig(), load_space(job["space"]))
         model = search.build(splits.num_classes, splits.clip_shape)
-        from cells.supernet import supernet_cells
+        from attnas.cells.supernet import supernet_cells
 
         arch = [p for c in supernet_cells(model) for p in c.architecture_parameters()]
         for cell in supernet_cells(model):
@@ -152,7 +152,7 @@ def _describe_entry(entry: dict) -> str:
 # ------------------------------------------------------------------------------------------ the analysis
 def replay(controller: str, cells: list[CellSpec], score: dict[str, float], target: float, seed: int) -> int:
     """Trials a controller needs, replayed on the table, until it proposes a cell scoring at least `target`."""
-    from controllers import create_controller
+    from attnas.controllers import create_controller
 
     space = load_space("tiny")
     extra = {"population_size": 4, "sample_size": 2} if controller == "evolution" else {}

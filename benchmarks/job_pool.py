@@ -60,8 +60,8 @@ def proxy_trial(job: dict) -> dict:
     the `EvaluationResult` dict (no traceback) with the job's key and label."""
     import torch
 
-    from evaluators import ProxyConfig, ProxyEvaluator
-    from search_space import CellSpec
+    from attnas.evaluators import ProxyConfig, ProxyEvaluator
+    from attnas.search_space import CellSpec
 
     torch.set_num_threads(1)
     config = replace(ProxyConfig.from_dict(job["proxy"]), seed=job["seed"], threads=1)

@@ -19,10 +19,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import table, write_section  # noqa: E402
-from cells.backbones import create_backbone  # noqa: E402
-from cells.backbones.resnet3d import RESNET50, create_resnet3d  # noqa: E402
-from cells.complexity import count_macs  # noqa: E402
-from cells.insert import insert  # noqa: E402
+from attnas.cells.backbones import create_backbone  # noqa: E402
+from attnas.cells.backbones.resnet3d import RESNET50, create_resnet3d  # noqa: E402
+from attnas.cells.complexity import count_macs  # noqa: E402
+from attnas.cells.insert import insert  # noqa: E402
 
 # (label, backbone, cell, placements, paper #params, paper MACs ("FLOPs"), paper delta MACs, source)
 PAPER = [

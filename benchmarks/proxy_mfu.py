@@ -29,8 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import table, write_section  # noqa: E402
-from cells.backbones import create_backbone  # noqa: E402
-from cells.insert import insert  # noqa: E402
+from attnas.cells.backbones import create_backbone  # noqa: E402
+from attnas.cells.insert import insert  # noqa: E402
 
 CELLS = ("none", "non_local", "double_attention")
 NUM_CLASSES = 10
@@ -48,8 +48,8 @@ def quickstart_settings() -> dict:
     try:
         import yaml
 
-        from evaluators.config import ProxyConfig
-        from evaluators.data.synthetic import create_task
+        from attnas.evaluators.config import ProxyConfig
+        from attnas.evaluators.data.synthetic import create_task
 
         config = ProxyConfig()
         quickstart = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "quickstart.yaml"
@@ -57,7 +57,7 @@ def quickstart_settings() -> dict:
         task = create_task(config.data.task, **config.data.fields)
         settings.update(backbone_args=dict(config.backbone_args), at=list(config.at),
                         clip_shape=tuple(task.clip_shape), batch_size=int(batch),
-                        source="evaluators.config.ProxyConfig(), default synthetic task, quickstart.yaml batch size")
+                        source="attnas.evaluators.config.ProxyConfig(), default synthetic task, quickstart.yaml batch size")
     except Exception as error:  # noqa: BLE001 - the benchmark still runs on its own defaults
         settings["source"] += f": {type(error).__name__}: {error}".splitlines()[0]
     return settings

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.job_pool import job_key, proxy_trial, run_jobs  # noqa: E402
 from benchmarks.results import table, write_section  # noqa: E402
-from evaluators import ProxyConfig  # noqa: E402
-from evaluators.pretrained import pretraining_config  # noqa: E402
-from search_space import CellSpec, load_space, load_zoo  # noqa: E402
+from attnas.evaluators import ProxyConfig  # noqa: E402
+from attnas.evaluators.pretrained import pretraining_config  # noqa: E402
+from attnas.search_space import CellSpec, load_space, load_zoo  # noqa: E402
 
 BASELINES = ["none", "non_local", "double_attention", "squeeze_excitation"]
 RELATIONAL = ["non_local", "double_attention"]  # the cells that relate distant positions and frames
@@ -135,9 +135,9 @@ def profile_training(config: ProxyConfig, cell: str | None, steps: int = 5) -> l
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from evaluators import ProxyEvaluator
+    from attnas.evaluators import ProxyEvaluator
 
-    from evaluators.pretrained import freeze_front, train_mode
+    from attnas.evaluators.pretrained import freeze_front, train_mode
 
     torch.set_num_threads(1)
     evaluator = ProxyEvaluator(config)
@@ -195,8 +195,8 @@ def main() -> None:
     jobs.append(warm_start)
 
     # build the data and the warm start once, in this process, before the workers read them from the cache
-    from evaluators import ProxyEvaluator
-    from evaluators.datasets import load_splits
+    from attnas.evaluators import ProxyEvaluator
+    from attnas.evaluators.datasets import load_splits
 
     load_splits(base.data)
     ProxyEvaluator(base).pretrained_backbone()
@@ -213,7 +213,7 @@ def timed_trial(config: ProxyConfig, cell: str) -> dict:
     """One trial alone in this process, single-threaded, after the pool is done: the quick-start trial time."""
     import torch
 
-    from evaluators import ProxyEvaluator
+    from attnas.evaluators import ProxyEvaluator
 
     torch.set_num_threads(1)
     return ProxyEvaluator(config).evaluate(cell).to_dict()

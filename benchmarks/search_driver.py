@@ -19,9 +19,9 @@ import optuna
 import yaml
 
 from benchmarks.results import table, write_section
-from experiments.history import History
-from experiments.run_folder import create_run, open_run
-from search_space import load_space
+from attnas.experiments.history import History
+from attnas.experiments.run_folder import create_run, open_run
+from attnas.search_space import load_space
 
 QUICKSTART = Path("experiments/configs/quickstart.yaml")
 
@@ -29,14 +29,14 @@ QUICKSTART = Path("experiments/configs/quickstart.yaml")
 def cli(*args: str, timeout: float = 3600) -> float:
     """Run the attnas CLI in a fresh process; returns its wall time in seconds."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "experiments.cli", *args], check=True, timeout=timeout,
+    subprocess.run([sys.executable, "-m", "attnas.experiments.cli", *args], check=True, timeout=timeout,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - started
 
 
 def quickstart(folder: Path) -> str:
-    from evaluators.proxy import ProxyEvaluator
-    from experiments.config import load_experiment, proxy_config
+    from attnas.evaluators.proxy import ProxyEvaluator
+    from attnas.experiments.config import load_experiment, proxy_config
 
     wall = cli("search", str(QUICKSTART), "--runs-dir", str(folder), "--quiet")
     history = open_run(folder / "quickstart").history()

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from benchmarks.results import table, write_section
-from search_space import CellSpec, load_space, unique_cells
+from attnas.search_space import CellSpec, load_space, unique_cells
 
 
 def rate(count: int, seconds: float) -> str:

@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.job_pool import job_key, proxy_trial, run_jobs  # noqa: E402
 from benchmarks.results import table, write_section  # noqa: E402
-from evaluators import DataConfig, ProxyConfig  # noqa: E402
-from search_space import CellSpec, load_zoo  # noqa: E402
+from attnas.evaluators import DataConfig, ProxyConfig  # noqa: E402
+from attnas.search_space import CellSpec, load_zoo  # noqa: E402
 
 # The black-box controllers with a warm-up of 6 random cells (their defaults, 10, suit budgets of a hundred or more;
 # here half of a 20-trial search would be random). random, evolution and bayesian draw the same first 6 cells at a
@@ -102,8 +102,8 @@ def experiment(name: str, controller: dict, seed: int, *, evaluator: dict, space
 
 def run_search(folder: Path, config: dict) -> dict:
     """Run (or finish) one search through the CLI; returns its trials and wall time (stored beside the run)."""
-    from experiments.cli import main as cli
-    from experiments.run_folder import open_run
+    from attnas.experiments.cli import main as cli
+    from attnas.experiments.run_folder import open_run
 
     name = config["name"]
     run_dir = folder / name
@@ -187,7 +187,7 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
     folder.mkdir(parents=True, exist_ok=True)
     clock = StudyClock(folder / "elapsed.json")
     seeds = list(range(plan.search_seeds))
-    from evaluators.datasets import load_splits
+    from attnas.evaluators.datasets import load_splits
 
     load_splits(base.data)  # generated once here; every worker and trial memory-maps the cache
     print("1. references on the search proxy (validation top-1 at each search seed)", flush=True)
@@ -205,7 +205,7 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
 
     import ray
 
-    from experiments.driver import init_ray, quiet_ray
+    from attnas.experiments.driver import init_ray, quiet_ray
 
     def search(name: str, controller: dict, seed: int, **budget) -> dict:
         evaluator = {**{k: v for k, v in base.to_dict().items() if k != "threads"}, "seed": seed}

@@ -12,9 +12,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from cells.errors import CellBuildError, CellInputError
-from cells.ops import OPS, create_op
-from search_space import INPUT, CellSpec
+from attnas.cells.errors import CellBuildError, CellInputError
+from attnas.cells.ops import OPS, create_op
+from attnas.search_space import INPUT, CellSpec
 
 
 class Cell(nn.Module):

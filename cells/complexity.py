@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cells.errors import CellBuildError
+from attnas.cells.errors import CellBuildError
 
 
 def _count_cpu_flash_attention_flops() -> None:

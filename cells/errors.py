@@ -1,5 +1,5 @@
 """Errors a user can cause when building or running a cell: one line naming what was expected and what was got."""
-from search_space.errors import AttnasError
+from attnas.search_space.errors import AttnasError
 
 
 class CellBuildError(AttnasError):

@@ -16,10 +16,10 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from cells.cell import Cell, build
-from cells.errors import CellBuildError
-from cells.ops import grouping
-from search_space import INPUT, CellSpec
+from attnas.cells.cell import Cell, build
+from attnas.cells.errors import CellBuildError
+from attnas.cells.ops import grouping
+from attnas.search_space import INPUT, CellSpec
 
 FILE_HEADER = '''"""{title}
 

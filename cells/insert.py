@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cells.cell import build
-from cells.errors import CellBuildError
-from search_space import CellSpec, load_zoo
+from attnas.cells.cell import build
+from attnas.cells.errors import CellBuildError
+from attnas.search_space import CellSpec, load_zoo
 
 _MAX_LISTED = 40
 

@@ -50,11 +50,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from cells.cell import Cell, build, descriptor_count
-from cells.errors import CellBuildError
-from cells.insert import CellAfter, _infer_channels, _parent, _resolve
-from cells.ops import OPS, create_op
-from search_space import INPUT, MAP, CellSpec, SearchSpace, get_operation
+from attnas.cells.cell import Cell, build, descriptor_count
+from attnas.cells.errors import CellBuildError
+from attnas.cells.insert import CellAfter, _infer_channels, _parent, _resolve
+from attnas.cells.ops import OPS, create_op
+from attnas.search_space import INPUT, MAP, CellSpec, SearchSpace, get_operation
 
 PAIR = "gather+distribute"
 # An edge logit that makes a choice impossible: softmax gives it exactly zero weight.

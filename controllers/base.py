@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Iterable, Mapping, Union
 
 import numpy as np
 
-from controllers.objective import COMPLETE, Objective, check_state
-from search_space.errors import AttnasError
-from search_space.interface import Space
+from attnas.controllers.objective import COMPLETE, Objective, check_state
+from attnas.search_space.errors import AttnasError
+from attnas.search_space.interface import Space
 
 TrialId = Union[str, int]
 STATE_FORMAT = "attnas.controller"

@@ -40,10 +40,10 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Kernel, WhiteKernel
 from threadpoolctl import threadpool_limits
 
-from controllers.base import Controller, Observation, whole_number
-from controllers.objective import COMPLETE, FAILED, Objective
-from search_space.errors import AttnasError, SpecError
-from search_space.interface import Space
+from attnas.controllers.base import Controller, Observation, whole_number
+from attnas.controllers.objective import COMPLETE, FAILED, Objective
+from attnas.search_space.errors import AttnasError, SpecError
+from attnas.search_space.interface import Space
 
 KERNELS = ("rbf", "linear")
 ENCODINGS = ("wl", "wl+vector")

@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from controllers.base import Controller, whole_number
-from controllers.objective import Objective
-from search_space.errors import AttnasError, SpecError
-from search_space.interface import Space
+from attnas.controllers.base import Controller, whole_number
+from attnas.controllers.objective import Objective
+from attnas.search_space.errors import AttnasError, SpecError
+from attnas.search_space.interface import Space
 
 
 class EvolutionController(Controller):

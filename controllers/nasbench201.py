@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from search_space.errors import SpecError
-from search_space.interface import Space
+from attnas.search_space.errors import SpecError
+from attnas.search_space.interface import Space
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in architecture-string order

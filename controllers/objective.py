@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from search_space.errors import AttnasError
+from attnas.search_space.errors import AttnasError
 
 COMPLETE, FAILED, PRUNED = "complete", "failed", "pruned"
 TRIAL_STATES = (COMPLETE, FAILED, PRUNED)

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from controllers.base import Controller
+from attnas.controllers.base import Controller
 
 
 class RandomController(Controller):

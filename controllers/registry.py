@@ -5,12 +5,12 @@ import difflib
 import inspect
 from typing import Any
 
-from controllers.base import Controller, check_settings
-from controllers.bayesian import BayesianController
-from controllers.evolution import EvolutionController
-from controllers.random_search import RandomController
-from controllers.tpe import TPEController
-from search_space.errors import AttnasError
+from attnas.controllers.base import Controller, check_settings
+from attnas.controllers.bayesian import BayesianController
+from attnas.controllers.evolution import EvolutionController
+from attnas.controllers.random_search import RandomController
+from attnas.controllers.tpe import TPEController
+from attnas.search_space.errors import AttnasError
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "random": RandomController,

@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from controllers.base import Controller, SpaceExhausted
-from controllers.objective import COMPLETE, FAILED, PRUNED, Objective
-from search_space.interface import Space
+from attnas.controllers.base import Controller, SpaceExhausted
+from attnas.controllers.objective import COMPLETE, FAILED, PRUNED, Objective
+from attnas.search_space.interface import Space
 
 Factory = Callable[..., Controller]
 

@@ -30,10 +30,10 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from controllers.base import Controller, Observation, whole_number
-from controllers.objective import COMPLETE, FAILED, Objective
-from search_space.errors import AttnasError, SpecError
-from search_space.interface import Space
+from attnas.controllers.base import Controller, Observation, whole_number
+from attnas.controllers.objective import COMPLETE, FAILED, Objective
+from attnas.search_space.errors import AttnasError, SpecError
+from attnas.search_space.interface import Space
 
 
 class TPEController(Controller):

@@ -5,9 +5,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluators.data.synthetic import DEFAULT_TASK
-from evaluators.data.video_folder import FrameSampling
-from search_space import AttnasError
+from attnas.evaluators.data.synthetic import DEFAULT_TASK
+from attnas.evaluators.data.video_folder import FrameSampling
+from attnas.search_space import AttnasError
 
 OPTIMIZERS = ("sgd", "adamw")
 # The quick-start proxy I3D for 3x16x16x16 clips: stem 1x3x3 (no temporal mixing) with spatial stride 2, then

@@ -5,11 +5,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from evaluators.config import DataConfig
-from evaluators.data.cache import ArrayCache, cached_task_data, default_cache_dir
-from evaluators.data.synthetic import TaskData, create_task
-from evaluators.data.video_folder import VideoFolder
-from search_space import AttnasError
+from attnas.evaluators.config import DataConfig
+from attnas.evaluators.data.cache import ArrayCache, cached_task_data, default_cache_dir
+from attnas.evaluators.data.synthetic import TaskData, create_task
+from attnas.evaluators.data.video_folder import VideoFolder
+from attnas.search_space import AttnasError
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from cells.supernet import SupernetCell, insert_supernet, supernet_cells
-from evaluators.config import ProxyConfig
-from evaluators.pretrained import freeze_front, train_mode
-from evaluators.proxy import (
+from attnas.cells.supernet import SupernetCell, insert_supernet, supernet_cells
+from attnas.evaluators.config import ProxyConfig
+from attnas.evaluators.pretrained import freeze_front, train_mode
+from attnas.evaluators.proxy import (
     ProxyEvaluator,
     batch_count,
     batch_indices,
@@ -44,7 +44,7 @@ from evaluators.proxy import (
     resolve_device,
     score,
 )
-from search_space import AttnasError, CellSpec, SearchSpace
+from attnas.search_space import AttnasError, CellSpec, SearchSpace
 
 
 @dataclass(frozen=True)

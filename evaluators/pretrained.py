@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from evaluators.config import ProxyConfig
-from evaluators.data.cache import cache_key, default_cache_dir, file_lock
-from search_space import AttnasError
+from attnas.evaluators.config import ProxyConfig
+from attnas.evaluators.data.cache import cache_key, default_cache_dir, file_lock
+from attnas.search_space import AttnasError
 
 _MEMO: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -41,7 +41,7 @@ def pretraining_config(config: ProxyConfig) -> ProxyConfig:
 def pretrained_backbone(config: ProxyConfig, device: torch.device) -> dict[str, torch.Tensor]:
     """The backbone's state dict (on the CPU) after pretraining as `config` says; trains it if this machine has
     not yet (raising AttnasError if that training fails)."""
-    from evaluators.proxy import trial_identity  # here, not at the top: evaluators.proxy imports this module
+    from attnas.evaluators.proxy import trial_identity  # here, not at the top: evaluators.proxy imports this module
 
     pretraining = pretraining_config(config)
     key = cache_key({"trial": trial_identity(pretraining, "none"), "device": device.type,
@@ -66,7 +66,7 @@ def _cached(pretraining: ProxyConfig, key: str) -> dict[str, torch.Tensor]:
 
 
 def _train(pretraining: ProxyConfig) -> dict[str, torch.Tensor]:
-    from evaluators.proxy import CHECKPOINT_NAME, ProxyEvaluator
+    from attnas.evaluators.proxy import CHECKPOINT_NAME, ProxyEvaluator
 
     with tempfile.TemporaryDirectory(prefix="attnas-pretrain-") as folder:
         result = ProxyEvaluator(pretraining).evaluate(None, checkpoint_dir=folder)
@@ -88,7 +88,7 @@ def freeze_front(model: nn.Module, config: ProxyConfig, clip_shape: Sequence[int
     placement's block ends (in forward order, read off one dry run of a zero clip), and return those layers; the
     caller keeps them in eval mode while training (`train_mode`), so their BatchNorm statistics stay fixed too. The
     cell then learns on the same features in every trial. Otherwise nothing is fixed ([])."""
-    from cells.insert import CellAfter, placements
+    from attnas.cells.insert import CellAfter, placements
 
     if config.pretrain_epochs == 0 or not config.freeze_front:
         return []

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluators.config import ProxyConfig
-from evaluators.datasets import Splits, load_splits
-from evaluators.pretrained import freeze_front, pretrained_backbone, train_mode
-from search_space import AttnasError, CellSpec, load_zoo
+from attnas.evaluators.config import ProxyConfig
+from attnas.evaluators.datasets import Splits, load_splits
+from attnas.evaluators.pretrained import freeze_front, pretrained_backbone, train_mode
+from attnas.search_space import AttnasError, CellSpec, load_zoo
 
 ReportFn = Callable[[int, dict[str, Any]], Any]
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -142,8 +142,8 @@ class ProxyEvaluator:
         """The backbone with `spec` inserted at the configured placements, initialised from `seed` (default: the
         trial's seed); the backbone's weights are then replaced by `backbone_state` when given, so only the cell's
         come from the seed."""
-        from cells.backbones import BACKBONES, create_backbone
-        from cells.insert import insert
+        from attnas.cells.backbones import BACKBONES, create_backbone
+        from attnas.cells.insert import insert
 
         config = self.config
         args = dict(config.backbone_args)
@@ -176,7 +176,7 @@ class ProxyEvaluator:
             for replica in replicas:
                 replica.frozen = freeze_front(replica.model, config, splits.clip_shape)
         with _timer(times, "complexity"):
-            from cells.complexity import count_macs
+            from attnas.cells.complexity import count_macs
 
             complexity = count_macs(replicas[0].model, torch.zeros(1, *splits.clip_shape))
             result.params, result.macs = complexity.params, complexity.macs
@@ -299,7 +299,7 @@ def score(model: nn.Module, data, batch_size: int, device: torch.device, amp: co
 
 def _latency(model: nn.Module, example: torch.Tensor, amp: contextlib.AbstractContextManager) -> float:
     """Median seconds of one inference forward pass; on a GPU each call waits for the kernels to finish."""
-    from cells.complexity import measure_latency
+    from attnas.cells.complexity import measure_latency
 
     synchronize = torch.cuda.synchronize if example.is_cuda else (lambda: None)
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from search_space.errors import AttnasError
+from attnas.search_space.errors import AttnasError
 
 EPILOG = """examples:
   attnas search experiments/configs/quickstart.yaml
@@ -160,14 +160,14 @@ def _non_negative_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------------------------------- search
 def _search(args: argparse.Namespace) -> int:
-    from experiments.config import load_experiment
-    from experiments.run_folder import create_run
+    from attnas.experiments.config import load_experiment
+    from attnas.experiments.run_folder import create_run
 
     config = _with_budget_flags(load_experiment(args.config), args)
     if args.storage:
         config = replace(config, storage=args.storage)
     if args.dry_run:
-        from experiments.plan import plan
+        from attnas.experiments.plan import plan
 
         print("\n".join(plan(config).lines()))
         return 0
@@ -185,8 +185,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from experiments.config import load_experiment
-    from experiments.run_folder import open_run
+    from attnas.experiments.config import load_experiment
+    from attnas.experiments.run_folder import open_run
 
     run = open_run(args.run_dir)
     _restore_files(run)
@@ -205,7 +205,7 @@ def _restore_files(run) -> None:
 
 
 def _with_budget_flags(config, args: argparse.Namespace):
-    from experiments.config import parse_duration
+    from attnas.experiments.config import parse_duration
 
     budget = config.budget
     if args.trials is not None:
@@ -220,7 +220,7 @@ def _with_budget_flags(config, args: argparse.Namespace):
 
 
 def _run(config, run, args: argparse.Namespace) -> int:
-    from experiments.driver import run_search
+    from attnas.experiments.driver import run_search
 
     summary = run_search(config, run, address=args.address, progress=False if args.quiet else None)
     print(f"\nsearch {run.name!r}: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed "
@@ -243,9 +243,9 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from experiments.dashboard.notes import si_units
-    from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, best_of
-    from experiments.run_folder import open_run
+    from attnas.experiments.dashboard.notes import si_units
+    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, best_of
+    from attnas.experiments.run_folder import open_run
 
     run = open_run(args.run_dir)
     history = run.history()
@@ -276,14 +276,14 @@ def _fixed(value) -> str:
 
 
 def _print_cell(cell: dict) -> None:
-    from search_space import CellSpec
+    from attnas.search_space import CellSpec
 
     print(CellSpec.from_dict(cell).to_yaml().rstrip())
 
 
 # ----------------------------------------------------------------------------------------------------- export
 def _export(args: argparse.Namespace) -> int:
-    from experiments.export import export_trial, weights_path
+    from attnas.experiments.export import export_trial, weights_path
 
     path = export_trial(args.run_dir, trial=args.trial, output=args.output, fmt=args.format,
                         channels=args.channels)
@@ -296,14 +296,14 @@ def _export(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------- evaluate and train
 def _evaluate(args: argparse.Namespace) -> int:
-    from experiments.standalone import evaluate_cell
+    from attnas.experiments.standalone import evaluate_cell
 
     evaluate_cell(args.cell, config_path=args.config, seeds=args.seeds)
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from experiments.standalone import train_cell
+    from attnas.experiments.standalone import train_cell
 
     train_cell(args.cell, config_path=args.config, epochs=args.epochs, output=args.output)
     return 0
@@ -311,7 +311,7 @@ def _train(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------- dashboard
 def _dashboard(args: argparse.Namespace) -> int:
-    from experiments.dashboard.server import DashboardServer
+    from attnas.experiments.dashboard.server import DashboardServer
 
     server = DashboardServer(args.run_dir, host=args.host, port=args.port)
     print(f"optuna-dashboard for run {server.run.name!r}: {server.url}  (Ctrl-C to stop)", flush=True)
@@ -325,14 +325,14 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from experiments.dashboard.report import build_report
+    from attnas.experiments.dashboard.report import build_report
 
     print(f"wrote {build_report(args.run_dir, args.output, top=args.top)}")
     return 0
 
 
 def _references(args: argparse.Namespace) -> int:
-    from experiments.dashboard.references import score_references
+    from attnas.experiments.dashboard.references import score_references
 
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:
@@ -345,7 +345,7 @@ def _references(args: argparse.Namespace) -> int:
 def _space(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from search_space import load_space
+    from attnas.search_space import load_space
 
     space = load_space(args.space)
     size = space.count()

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from experiments.schema import ConfigError, non_negative, parse, positive
-from search_space.errors import AttnasError
-from search_space.resources import space_names, space_path
-from search_space.yaml_io import load_yaml
+from attnas.experiments.schema import ConfigError, non_negative, parse, positive
+from attnas.search_space.errors import AttnasError
+from attnas.search_space.resources import space_names, space_path
+from attnas.search_space.yaml_io import load_yaml
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -133,9 +133,9 @@ def load_experiment(path: str) -> ExperimentConfig:
 
 def validate_parts(config: ExperimentConfig) -> None:
     """Check the sections owned by other packages (space, controller, objective, evaluator) now, not mid-run."""
-    from controllers import create_controller
-    from controllers.objective import Objective
-    from search_space import SearchSpace
+    from attnas.controllers import create_controller
+    from attnas.controllers.objective import Objective
+    from attnas.search_space import SearchSpace
 
     where = config.source
     if not isinstance(config.controller.get("name", "evolution"), str):
@@ -146,7 +146,7 @@ def validate_parts(config: ExperimentConfig) -> None:
         raise ConfigError(f"{where}: space: {error}") from None
     objective = _prefixed(where, "objective", lambda: Objective.from_dict(config.objective, source="objective"))
     if config.controller_name == "differentiable":  # a DARTS search, not a controller (experiments/differentiable.py)
-        from experiments.differentiable import differentiable_settings
+        from attnas.experiments.differentiable import differentiable_settings
 
         differentiable_settings(config.controller_settings, space, where=where)
     else:
@@ -157,7 +157,7 @@ def validate_parts(config: ExperimentConfig) -> None:
 
 def proxy_config(evaluator: dict[str, Any], *, where: str):
     """The experiment's `evaluator:` section as the evaluator's `ProxyConfig`, checked field by field."""
-    from evaluators.config import ProxyConfig
+    from attnas.evaluators.config import ProxyConfig
 
     try:
         return parse(ProxyConfig, evaluator, where=where, path="evaluator")

@@ -33,10 +33,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
-from experiments.schema import ConfigError, parse
-from search_space import CellSpec, SearchSpace
-from search_space.errors import AttnasError
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
+from attnas.experiments.schema import ConfigError, parse
+from attnas.search_space import CellSpec, SearchSpace
+from attnas.search_space.errors import AttnasError
 
 NAME = "differentiable"
 FIGURE_ID = "attnas-architecture-weights"
@@ -45,7 +45,7 @@ WEIGHTS_ATTR = "architecture_weights"
 
 def differentiable_settings(settings: dict[str, Any], space: SearchSpace, *, where: str):
     """The `controller:` section (without `name`) as `DifferentiableConfig`, checked against the space."""
-    from evaluators.differentiable import DifferentiableConfig
+    from attnas.evaluators.differentiable import DifferentiableConfig
 
     try:
         parsed = parse(DifferentiableConfig, settings, where=where, path="controller")
@@ -63,9 +63,9 @@ def run_differentiable(config, run, *, address: str | None = None, progress: boo
     """Run (or restart) the differentiable search of `config` in `run`; returns the driver's `SearchSummary`."""
     import ray
 
-    from experiments.config import proxy_config
-    from experiments.dashboard import DashboardPublisher
-    from experiments.driver import init_ray, quiet_ray, summarize
+    from attnas.experiments.config import proxy_config
+    from attnas.experiments.dashboard import DashboardPublisher
+    from attnas.experiments.driver import init_ray, quiet_ray, summarize
 
     started_at = time.time()
     history = run.history(create=True)
@@ -163,8 +163,8 @@ def _device_and_threads(cpus: float) -> tuple[str, int]:
 
 def _search_task(space_yaml: str, evaluator: dict, settings: dict, cpus: float):
     """Ray task (a generator): the search, one plain-data `SearchEpoch` per epoch."""
-    from evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
-    from experiments.config import proxy_config
+    from attnas.evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
+    from attnas.experiments.config import proxy_config
 
     device, threads = _device_and_threads(cpus)
     proxy = replace(proxy_config(evaluator, where="differentiable search"), device=device, threads=threads)
@@ -179,8 +179,8 @@ def _retrain_task(cell: dict, evaluator: dict, cpus: float) -> dict:
     """Ray task: the derived cell trained as a normal trial and scored by the experiment's evaluator."""
     import ray
 
-    from evaluators.proxy import ProxyEvaluator
-    from experiments.config import proxy_config
+    from attnas.evaluators.proxy import ProxyEvaluator
+    from attnas.experiments.config import proxy_config
 
     device, threads = _device_and_threads(cpus)
     proxy = replace(proxy_config(evaluator, where="differentiable search"), device=device, threads=threads)

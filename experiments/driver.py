@@ -15,13 +15,13 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from controllers import Controller, Observation, create_controller, get_controller
-from controllers.objective import Objective
-from experiments.config import ExperimentConfig, proxy_config
-from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
-from experiments.run_folder import RunFolder
-from search_space import SearchSpace
-from search_space.errors import AttnasError
+from attnas.controllers import Controller, Observation, create_controller, get_controller
+from attnas.controllers.objective import Objective
+from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
+from attnas.experiments.run_folder import RunFolder
+from attnas.search_space import SearchSpace
+from attnas.search_space.errors import AttnasError
 
 @dataclass(frozen=True)
 class SearchSummary:
@@ -67,7 +67,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
                progress: bool | None = None) -> SearchSummary:
     """Run (or continue) the search `config` describes in `run`, until its budget is spent."""
     if config.controller_name == "differentiable":  # one supernet training job (experiments/differentiable.py)
-        from experiments.differentiable import run_differentiable
+        from attnas.experiments.differentiable import run_differentiable
 
         return run_differentiable(config, run, address=address, progress=progress)
     started_at = time.time()
@@ -89,10 +89,10 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from experiments.dashboard import DashboardPublisher
-    from experiments.progress import SearchProgress
-    from experiments.searcher import ControllerSearcher
-    from experiments.trainable import train_trial
+    from attnas.experiments.dashboard import DashboardPublisher
+    from attnas.experiments.progress import SearchProgress
+    from attnas.experiments.searcher import ControllerSearcher
+    from attnas.experiments.trainable import train_trial
 
     quiet_ray()
     owns_ray = not ray.is_initialized()

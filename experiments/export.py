@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.history import COMPLETE
-from experiments.run_folder import open_run
-from search_space import CellSpec
-from search_space.errors import AttnasError
+from attnas.experiments.history import COMPLETE
+from attnas.experiments.run_folder import open_run
+from attnas.search_space import CellSpec
+from attnas.search_space.errors import AttnasError
 
 FORMATS = {".py": "py", ".yaml": "yaml", ".yml": "yaml", ".pt2": "pt2"}
 
@@ -37,7 +37,7 @@ def export_trial(run_dir: str, *, trial: int | None, output: str, fmt: str | Non
         note = "" if record.state == COMPLETE else f"# trial state: {record.state}\n"
         path.write_text(f"# cell {spec.hash}, trial {record.number} of run {run.name}\n{note}{spec.to_yaml()}")
         return path
-    from cells.export import export, export_program
+    from attnas.cells.export import export, export_program
 
     weights = trained_cell_weights(record)
     trained_channels = int(weights["project.weight"].shape[0]) if weights else None
@@ -66,7 +66,7 @@ def trained_cell_weights(record) -> dict | None:
     checkpoint is not on this machine."""
     import torch
 
-    from evaluators.proxy import CHECKPOINT_NAME
+    from attnas.evaluators.proxy import CHECKPOINT_NAME
 
     folder = record.attrs.get("checkpoint")
     if not folder or not (Path(folder) / CHECKPOINT_NAME).is_file():
@@ -83,9 +83,9 @@ def placement_shape(run, spec: CellSpec) -> tuple[int, int, int, int]:
     """(C, T, H, W) of the feature map the experiment's first placement hands the cell."""
     import torch
 
-    from cells.insert import inserted_cells
-    from evaluators.proxy import ProxyEvaluator
-    from experiments.config import load_experiment, proxy_config
+    from attnas.cells.insert import inserted_cells
+    from attnas.evaluators.proxy import ProxyEvaluator
+    from attnas.experiments.config import load_experiment, proxy_config
 
     config = load_experiment(str(run.experiment_file))
     evaluator = ProxyEvaluator(proxy_config(config.evaluator, where=config.source))

@@ -23,7 +23,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from search_space.errors import AttnasError
+from attnas.search_space.errors import AttnasError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from experiments.config import ExperimentConfig, proxy_config
-from search_space import SearchSpace
+from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.search_space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def plan(config: ExperimentConfig) -> Plan:
     trials = config.budget.trials
     controller = config.controller_name
     if controller == "differentiable":
-        from experiments.differentiable import differentiable_settings
+        from attnas.experiments.differentiable import differentiable_settings
 
         search = differentiable_settings(config.controller_settings, space, where=config.source)
         epochs = search.epochs or evaluator.epochs

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from experiments.history import COMPLETE, FAILED, PRUNED, History
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, History
 
 
 class SearchProgress(Callback):

@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.history import History, sqlite_url
-from search_space.errors import AttnasError
+from attnas.experiments.history import History, sqlite_url
+from attnas.search_space.errors import AttnasError
 
 RUNS_ROOT = "runs"
 RUN_FILE = "run.json"

@@ -13,8 +13,8 @@ import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
-from search_space.errors import AttnasError
-from search_space.yaml_io import describe_value
+from attnas.search_space.errors import AttnasError
+from attnas.search_space.yaml_io import describe_value
 
 
 class ConfigError(AttnasError):

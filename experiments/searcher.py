@@ -6,9 +6,9 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from controllers import Controller, SpaceExhausted
-from experiments.history import COMPLETE, FAILED, PRUNED, History, TrialRecord
-from search_space.interface import Space
+from attnas.controllers import Controller, SpaceExhausted
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, History, TrialRecord
+from attnas.search_space.interface import Space
 
 REPORTED_VALUES = ("accuracy", "top5", "loss", "macs", "params", "latency_ms", "wall_time_s")
 

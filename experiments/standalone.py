@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from search_space import CellSpec, load_zoo, zoo_names
-from search_space.errors import AttnasError
+from attnas.search_space import CellSpec, load_zoo, zoo_names
+from attnas.search_space.errors import AttnasError
 
 NO_CELL = "none"
 
@@ -28,7 +28,7 @@ def resolve_cell(text: str) -> CellSpec | None:
 
 
 def _evaluator_settings(config_path: str):
-    from experiments.config import load_experiment, proxy_config
+    from attnas.experiments.config import load_experiment, proxy_config
 
     config = load_experiment(config_path)
     return proxy_config(config.evaluator, where=config.source)
@@ -43,7 +43,7 @@ def _epoch_printer(console: Console, label: str):
 
 def evaluate_cell(cell: str, *, config_path: str, seeds: int = 1, console: Console | None = None) -> list:
     """Score `cell` with the experiment's evaluator under `seeds` seeds; prints a table and returns the results."""
-    from evaluators.proxy import ProxyEvaluator
+    from attnas.evaluators.proxy import ProxyEvaluator
 
     console = console or Console()
     spec = resolve_cell(cell)
@@ -75,7 +75,7 @@ def train_cell(cell: str, *, config_path: str, epochs: int | None = None, output
     """Train the experiment's model with `cell` for longer, score the held-out test split, save the weights."""
     import torch
 
-    from evaluators.proxy import CHECKPOINT_NAME, ProxyEvaluator
+    from attnas.evaluators.proxy import CHECKPOINT_NAME, ProxyEvaluator
 
     console = console or Console()
     spec = resolve_cell(cell)

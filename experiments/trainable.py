@@ -22,9 +22,9 @@ def train_trial(config: dict) -> None:
     import torch
     from ray import tune
 
-    from evaluators.proxy import ProxyEvaluator
-    from experiments.config import proxy_config
-    from search_space import CellSpec
+    from attnas.evaluators.proxy import ProxyEvaluator
+    from attnas.experiments.config import proxy_config
+    from attnas.search_space import CellSpec
 
     entered = time.perf_counter()
     context = tune.get_context()

@@ -2,12 +2,12 @@
 
 Pure Python with networkx and numpy; never imports torch.
 """
-from search_space.errors import AttnasError, SpecError
-from search_space.interface import Space
-from search_space.resources import space_names, space_path, zoo_names, zoo_path
-from search_space.space import SearchSpace, SpaceSize
-from search_space.spec import INPUT, CellSpec, Node, unique_cells
-from search_space.vocabulary import BAG, MAP, OPERATIONS, get_operation
+from attnas.search_space.errors import AttnasError, SpecError
+from attnas.search_space.interface import Space
+from attnas.search_space.resources import space_names, space_path, zoo_names, zoo_path
+from attnas.search_space.space import SearchSpace, SpaceSize
+from attnas.search_space.spec import INPUT, CellSpec, Node, unique_cells
+from attnas.search_space.vocabulary import BAG, MAP, OPERATIONS, get_operation
 
 __all__ = [
     "AttnasError", "SpecError", "Space", "SearchSpace", "SpaceSize", "CellSpec", "Node", "INPUT", "MAP", "BAG",

@@ -24,11 +24,11 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 from networkx.algorithms import isomorphism
 
-from search_space.errors import SpecError
-from search_space.interface import Space
-from search_space.spec import INPUT, CellSpec, leaves, unique_cells
-from search_space.vocabulary import BAG, MAP, OPERATIONS, Operation, get_operation
-from search_space.yaml_io import load_yaml
+from attnas.search_space.errors import SpecError
+from attnas.search_space.interface import Space
+from attnas.search_space.spec import INPUT, CellSpec, leaves, unique_cells
+from attnas.search_space.vocabulary import BAG, MAP, OPERATIONS, Operation, get_operation
+from attnas.search_space.yaml_io import load_yaml
 
 SPACE_FIELDS = ("name", "max_nodes", "widths", "ops")
 MAX_NODES_LIMIT = 8

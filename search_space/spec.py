@@ -22,9 +22,9 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 from networkx.algorithms import isomorphism
 
-from search_space.errors import SpecError
-from search_space.vocabulary import MAP, get_operation
-from search_space.yaml_io import describe_value, dump_yaml, load_yaml
+from attnas.search_space.errors import SpecError
+from attnas.search_space.vocabulary import MAP, get_operation
+from attnas.search_space.yaml_io import describe_value, dump_yaml, load_yaml
 
 INPUT = "input"
 OUTPUT = "output"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from search_space.errors import SpecError
+from attnas.search_space.errors import SpecError
 
 MAP = "map"
 BAG = "bag"

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from search_space.errors import SpecError
+from attnas.search_space.errors import SpecError
 
 MAX_YAML_BYTES = 1 << 20
 

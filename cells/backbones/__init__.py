@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 from torch import nn
 
-from cells.backbones.inception3d import (FeatureGate, InceptionBlock, create_i3d, create_inception_block,
+from attnas.cells.backbones.inception3d import (FeatureGate, InceptionBlock, create_i3d, create_inception_block,
                                          create_s3d)
-from cells.backbones.net import ClassifierHead, ConvNormAct, Stage, VideoNet, create_conv_norm_act
-from cells.backbones.resnet3d import (ResNet3DLayout, ResUnit, StageLayout, create_proxy_i3d, create_resnet3d,
+from attnas.cells.backbones.net import ClassifierHead, ConvNormAct, Stage, VideoNet, create_conv_norm_act
+from attnas.cells.backbones.resnet3d import (ResNet3DLayout, ResUnit, StageLayout, create_proxy_i3d, create_resnet3d,
                                       create_resnet26, create_resnet29, create_resnet50)
-from cells.errors import CellBuildError
+from attnas.cells.errors import CellBuildError
 
 BACKBONES: dict[str, Callable[..., VideoNet]] = {
     "resnet26": create_resnet26,

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cells.backbones.net import ClassifierHead, Stage, VideoNet, create_conv_norm_act
-from cells.errors import CellBuildError
+from attnas.cells.backbones.net import ClassifierHead, Stage, VideoNet, create_conv_norm_act
+from attnas.cells.errors import CellBuildError
 
 # Output widths of the four branches of each Inception block: (1x1), (1x1 -> 3x3x3), (1x1 -> 3x3x3), (pool -> 1x1),
 # given as (b0, b1_reduce, b1, b2_reduce, b2, b3), from Inception-v1 (Szegedy et al. 2015) as inflated by I3D.

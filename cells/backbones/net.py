@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from cells.errors import CellBuildError
+from attnas.cells.errors import CellBuildError
 
 
 class ConvNormAct(nn.Sequential):

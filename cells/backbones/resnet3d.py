@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from cells.backbones.net import ClassifierHead, Stage, VideoNet, create_conv_norm_act, triple
-from cells.errors import CellBuildError
+from attnas.cells.backbones.net import ClassifierHead, Stage, VideoNet, create_conv_norm_act, triple
+from attnas.cells.errors import CellBuildError
 
 
 class ResUnit(nn.Module):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from cells.errors import CellBuildError
-from cells.ops.base import Operation
-from cells.ops.combine import Combine
-from cells.ops.dot_attention import DotAttention
-from cells.ops.double_attention import Distribute, Gather
-from cells.ops.grouping import from_groups, to_groups
-from cells.ops.map_attention import MapAttention
+from attnas.cells.errors import CellBuildError
+from attnas.cells.ops.base import Operation
+from attnas.cells.ops.combine import Combine
+from attnas.cells.ops.dot_attention import DotAttention
+from attnas.cells.ops.double_attention import Distribute, Gather
+from attnas.cells.ops.grouping import from_groups, to_groups
+from attnas.cells.ops.map_attention import MapAttention
 
 OPS: dict[str, type[Operation]] = {
     "dot_attention": DotAttention,

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from cells.errors import CellBuildError
+from attnas.cells.errors import CellBuildError
 
 
 class Operation(nn.Module):

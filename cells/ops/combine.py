@@ -6,7 +6,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from cells.ops.base import Operation, choice, pointwise, port_channels, positive_int
+from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, positive_int
 
 MODES = ("add", "mul")
 

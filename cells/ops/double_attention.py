@@ -11,9 +11,9 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from cells.errors import CellBuildError
-from cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
-from cells.ops.grouping import from_groups, to_groups
+from attnas.cells.errors import CellBuildError
+from attnas.cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
+from attnas.cells.ops.grouping import from_groups, to_groups
 
 
 def compute_gather(layers, x, *, dim: str):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cells.errors import CellBuildError
-from cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
-from cells.ops.grouping import from_groups, to_groups
+from attnas.cells.errors import CellBuildError
+from attnas.cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
+from attnas.cells.ops.grouping import from_groups, to_groups
 
 DIMS = POSITION_DIMS + ("channel",)
 GATES = ("sigmoid", "softmax")

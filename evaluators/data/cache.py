@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from evaluators.data.synthetic import SyntheticTask, TaskData
+from attnas.evaluators.data.synthetic import SyntheticTask, TaskData
 
 ENV_VAR = "ATTNAS_CACHE_DIR"
 

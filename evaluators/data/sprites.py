@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from search_space import AttnasError
+from attnas.search_space import AttnasError
 
 SPLITS = ("train", "validation", "test")
 

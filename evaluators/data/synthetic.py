@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.data.render import ObjectTracks, render
-from evaluators.data.sprites import SPLITS, get_sprites
-from search_space import AttnasError
+from attnas.evaluators.data.render import ObjectTracks, render
+from attnas.evaluators.data.sprites import SPLITS, get_sprites
+from attnas.search_space import AttnasError
 
 MODES = ("spatial", "temporal", "spatiotemporal")
 # Ten well-separated RGB colours, one per class when a task's `class_colors` is set.

@@ -31,10 +31,10 @@ from typing import Callable
 
 import numpy as np
 
-from evaluators.data.cache import ArrayCache
-from evaluators.data.sprites import SPLITS
-from evaluators.data.synthetic import TaskData
-from search_space import AttnasError
+from attnas.evaluators.data.cache import ArrayCache
+from attnas.evaluators.data.sprites import SPLITS
+from attnas.evaluators.data.synthetic import TaskData
+from attnas.search_space import AttnasError
 
 log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")

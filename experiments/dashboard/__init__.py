@@ -12,8 +12,8 @@ artifact, a markdown note per trial, and attnas's own plotly figures; plus a sel
     server.py      `attnas dashboard RUN`: optuna-dashboard on 127.0.0.1 (another host only when asked)
     report.py      `attnas report RUN -o report.html`
 """
-from experiments.dashboard.drawing import cell_svg
-from experiments.dashboard.figures import best_so_far, build_figures, op_dim_frequencies, pareto_front
-from experiments.dashboard.publisher import DashboardPublisher
+from attnas.experiments.dashboard.drawing import cell_svg
+from attnas.experiments.dashboard.figures import best_so_far, build_figures, op_dim_frequencies, pareto_front
+from attnas.experiments.dashboard.publisher import DashboardPublisher
 
 __all__ = ["DashboardPublisher", "best_so_far", "build_figures", "cell_svg", "op_dim_frequencies", "pareto_front"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Mapping
 
-from search_space import INPUT, CellSpec
+from attnas.search_space import INPUT, CellSpec
 
 OUTPUT_VERTEX = "output"
 # One colour per op, so the same op reads the same in every drawing.

@@ -14,8 +14,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from experiments.dashboard.data import Reference, TrialPoint
-from experiments.history import COMPLETE, FAILED, PRUNED
+from attnas.experiments.dashboard.data import Reference, TrialPoint
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED
 
 TOP_FRACTION = 0.10
 CURVES_SHOWN = 10

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from experiments.dashboard.data import TrialPoint
-from search_space import CellSpec
+from attnas.experiments.dashboard.data import TrialPoint
+from attnas.search_space import CellSpec
 
 
 def trial_note(point: TrialPoint, *, reason: str | None = None, drawing_url: str | None = None) -> str:

@@ -23,12 +23,12 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna_dashboard import save_note, save_plotly_graph_object
 
-from experiments.dashboard.data import load_points, load_references, point_from_trial
-from experiments.dashboard.drawing import cell_svg
-from experiments.dashboard.figures import build_figures
-from experiments.dashboard.notes import study_note, trial_note
-from experiments.dashboard.store import artifact_store
-from experiments.history import History
+from attnas.experiments.dashboard.data import load_points, load_references, point_from_trial
+from attnas.experiments.dashboard.drawing import cell_svg
+from attnas.experiments.dashboard.figures import build_figures
+from attnas.experiments.dashboard.notes import study_note, trial_note
+from attnas.experiments.dashboard.store import artifact_store
+from attnas.experiments.history import History
 
 logger = logging.getLogger("attnas.dashboard")
 DRAWING_PREFIX = "cell-"
@@ -57,7 +57,7 @@ class DashboardPublisher:
     @classmethod
     def for_run(cls, run, history: History, **kwargs) -> "DashboardPublisher":
         """The publisher of a run folder (`experiments.run_folder.RunFolder`) whose history is `history`."""
-        from experiments.dashboard.store import run_artifact_dir
+        from attnas.experiments.dashboard.store import run_artifact_dir
 
         return cls(history=history, artifact_dir=run_artifact_dir(run), run_path=str(run.path), **kwargs)
 

@@ -12,18 +12,18 @@ from typing import Sequence
 
 from rich.console import Console
 
-from experiments.dashboard.data import REFERENCE_CELLS, REFERENCES_ATTR, Reference, load_references
-from experiments.dashboard.publisher import DashboardPublisher
-from experiments.dashboard.server import open_history
-from search_space.errors import AttnasError
+from attnas.experiments.dashboard.data import REFERENCE_CELLS, REFERENCES_ATTR, Reference, load_references
+from attnas.experiments.dashboard.publisher import DashboardPublisher
+from attnas.experiments.dashboard.server import open_history
+from attnas.search_space.errors import AttnasError
 
 
 def score_references(run_dir: str | os.PathLike, *, cells: Sequence[str] = REFERENCE_CELLS,
                      console: Console | None = None) -> list[Reference]:
     """Evaluate `cells` with the run's evaluator, record them in its history, refresh its figures."""
-    from evaluators.proxy import ProxyEvaluator
-    from experiments.config import load_experiment, proxy_config
-    from experiments.standalone import resolve_cell
+    from attnas.evaluators.proxy import ProxyEvaluator
+    from attnas.experiments.config import load_experiment, proxy_config
+    from attnas.experiments.standalone import resolve_cell
 
     console = console or Console()
     run, history = open_history(run_dir)

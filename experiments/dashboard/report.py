@@ -10,14 +10,14 @@ from pathlib import Path
 
 from plotly.offline import get_plotlyjs
 
-from experiments.dashboard.data import TrialPoint, load_points, load_references
-from experiments.dashboard.drawing import cell_svg
-from experiments.dashboard.figures import build_figures
-from experiments.dashboard.notes import si_units
-from experiments.dashboard.server import open_history
-from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING
-from search_space import CellSpec
-from search_space.errors import AttnasError
+from attnas.experiments.dashboard.data import TrialPoint, load_points, load_references
+from attnas.experiments.dashboard.drawing import cell_svg
+from attnas.experiments.dashboard.figures import build_figures
+from attnas.experiments.dashboard.notes import si_units
+from attnas.experiments.dashboard.server import open_history
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING
+from attnas.search_space import CellSpec
+from attnas.search_space.errors import AttnasError
 
 TOP_CELLS = 10
 _STYLE = """

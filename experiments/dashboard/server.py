@@ -10,10 +10,10 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from experiments.dashboard.store import artifact_store, run_artifact_dir
-from experiments.history import History
-from experiments.run_folder import RunFolder, open_run
-from search_space.errors import AttnasError
+from attnas.experiments.dashboard.store import artifact_store, run_artifact_dir
+from attnas.experiments.history import History
+from attnas.experiments.run_folder import RunFolder, open_run
+from attnas.search_space.errors import AttnasError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -49,7 +49,7 @@ class DashboardServer:
     def __init__(self, run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
         import optuna_dashboard
 
-        from experiments.dashboard import speedup
+        from attnas.experiments.dashboard import speedup
 
         speedup.install()
         self.run, self.history = open_history(run_dir)

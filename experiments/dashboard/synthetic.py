@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.dashboard.data import REFERENCES_ATTR
-from experiments.dashboard.publisher import DashboardPublisher
-from experiments.history import COMPLETE, FAILED, PRUNED
-from experiments.run_folder import RunFolder, create_run
-from search_space import load_space
+from attnas.experiments.dashboard.data import REFERENCES_ATTR
+from attnas.experiments.dashboard.publisher import DashboardPublisher
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED
+from attnas.experiments.run_folder import RunFolder, create_run
+from attnas.search_space import load_space
 
 EPOCHS = 4
 BACKBONE_MACS = 2.0e8

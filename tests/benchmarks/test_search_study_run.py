@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.search_study import REFERENCES, StudyPlan, run_study
-from evaluators import DataConfig, ProxyConfig
+from attnas.evaluators import DataConfig, ProxyConfig
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_the_study_runs_every_part_and_reports_it(tmp_path, ray_local, monkeypat
     for controller in ("random", "evolution", "bayesian", "tpe", "differentiable (seed 0"):
         assert f"| {controller}" in report
     # the best-so-far row of a search is what its history holds
-    from experiments.run_folder import open_run
+    from attnas.experiments.run_folder import open_run
 
     values = [r.value for r in open_run(tmp_path / "study" / "random-s0").history().trials()]
     row = next(line for line in report.splitlines() if line.startswith("| random |"))

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from cells.backbones import BACKBONES, VideoNet, create_backbone
-from cells.backbones.resnet3d import RESNET50
-from cells.complexity import count_macs
-from cells.errors import CellBuildError
-from search_space import AttnasError
+from attnas.cells.backbones import BACKBONES, VideoNet, create_backbone
+from attnas.cells.backbones.resnet3d import RESNET50
+from attnas.cells.complexity import count_macs
+from attnas.cells.errors import CellBuildError
+from attnas.search_space import AttnasError
 
 # Table 1: output size (C, T, H, W) of every stage, and (#params, FLOPs = multiply-adds) as published.
 TABLE1 = {

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from cells import build
-from cells.errors import CellBuildError, CellInputError
-from search_space import AttnasError, CellSpec, load_space, load_zoo, zoo_names
+from attnas.cells import build
+from attnas.cells.errors import CellBuildError, CellInputError
+from attnas.search_space import AttnasError, CellSpec, load_space, load_zoo, zoo_names
 
 CHANNELS = 16
 

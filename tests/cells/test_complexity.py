@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from cells.backbones.resnet3d import create_bottleneck_unit
-from cells.cell import build
-from cells.complexity import count_macs, count_params, forward_latency, measure_latency
-from cells.errors import CellBuildError
-from search_space import load_zoo
+from attnas.cells.backbones.resnet3d import create_bottleneck_unit
+from attnas.cells.cell import build
+from attnas.cells.complexity import count_macs, count_params, forward_latency, measure_latency
+from attnas.cells.errors import CellBuildError
+from attnas.search_space import load_zoo
 
 
 def test_conv3d_macs_and_params():

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from cells import build
-from cells.export import export, export_program
-from search_space import CellSpec, load_space, load_zoo, zoo_names
+from attnas.cells import build
+from attnas.cells.export import export, export_program
+from attnas.search_space import CellSpec, load_space, load_zoo, zoo_names
 
 CHANNELS = 16
 SHAPE = (2, CHANNELS, 3, 5, 6)
@@ -65,7 +65,7 @@ RUNNER = textwrap.dedent("""
     import importlib, json, sys
     import torch
     torch.set_num_threads(1)
-    for package in ("search_space", "cells", "evaluators", "controllers", "experiments"):
+    for package in ("attnas", "search_space", "cells", "evaluators", "controllers", "experiments"):
         try:
             importlib.import_module(package)
         except ModuleNotFoundError:

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from cells.backbones import create_backbone
-from cells.cell import Cell
-from cells.errors import CellBuildError
-from cells.insert import CellAfter, insert, inserted_cells, placements
-from search_space import load_zoo
+from attnas.cells.backbones import create_backbone
+from attnas.cells.cell import Cell
+from attnas.cells.errors import CellBuildError
+from attnas.cells.insert import CellAfter, insert, inserted_cells, placements
+from attnas.search_space import load_zoo
 
 
 def proxy(**kwargs):

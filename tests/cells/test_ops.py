@@ -7,9 +7,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from cells.errors import CellBuildError
-from cells.ops import OPS, Gather, create_op, from_groups, to_groups
-from search_space import OPERATIONS
+from attnas.cells.errors import CellBuildError
+from attnas.cells.ops import OPS, Gather, create_op, from_groups, to_groups
+from attnas.search_space import OPERATIONS
 
 IN, C = 6, 4          # input channels, inner width
 SHAPES = [(2, IN, 1, 4, 3), (2, IN, 3, 4, 3)]   # T = 1 (an image) and T > 1

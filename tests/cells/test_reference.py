@@ -6,9 +6,9 @@ comparison would pass whatever the attention computed.
 import pytest
 import torch
 
-from cells import build
-from cells.reference import CBAMBlock, DoubleAttentionBlock, NonLocalBlock, SqueezeExcitationBlock
-from search_space import load_zoo
+from attnas.cells import build
+from attnas.cells.reference import CBAMBlock, DoubleAttentionBlock, NonLocalBlock, SqueezeExcitationBlock
+from attnas.search_space import load_zoo
 
 CHANNELS = 16
 

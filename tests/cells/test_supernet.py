@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from cells import build, create_backbone
-from cells.errors import CellBuildError
-from cells.supernet import (
+from attnas.cells import build, create_backbone
+from attnas.cells.errors import CellBuildError
+from attnas.cells.supernet import (
     PAIR,
     SupernetCell,
     candidates,
@@ -16,7 +16,7 @@ from cells.supernet import (
     insert_supernet,
     supernet_cells,
 )
-from search_space import CellSpec, SearchSpace, load_space
+from attnas.search_space import CellSpec, SearchSpace, load_space
 
 # Three slots, attribute choices on every op, two gather dims: multi-node cells of every kind.
 RICH = SearchSpace.from_yaml("""
@@ -216,7 +216,7 @@ def test_gumbel_forward_runs_exactly_one_sampled_cell():
     torch.manual_seed(7)
     with torch.no_grad():
         sampled = net(x)
-    from cells.supernet import DerivedNode
+    from attnas.cells.supernet import DerivedNode
 
     derivation = []
     for slot in range(used):

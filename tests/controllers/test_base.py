@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from controllers import Observation, create_controller
-from controllers.nasbench201 import NASBench201Space
-from controllers.testing import run, synthetic_values
-from search_space import AttnasError, load_space
+from attnas.controllers import Observation, create_controller
+from attnas.controllers.nasbench201 import NASBench201Space
+from attnas.controllers.testing import run, synthetic_values
+from attnas.search_space import AttnasError, load_space
 
 SPACE = NASBench201Space()
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from controllers import CONTROLLERS, create_controller
-from controllers.nasbench201 import NASBench201Space
-from controllers.testing import CHECKS, check_exhaustion
-from search_space import load_space
+from attnas.controllers import CONTROLLERS, create_controller
+from attnas.controllers.nasbench201 import NASBench201Space
+from attnas.controllers.testing import CHECKS, check_exhaustion
+from attnas.search_space import load_space
 
 SPACES = {"small": load_space("small"), "nasbench201": NASBench201Space()}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controllers.nasbench201 import NB201_OPS, NASBench201Space, NB201Cell, _op_graph
-from search_space import SpecError
+from attnas.controllers.nasbench201 import NB201_OPS, NASBench201Space, NB201Cell, _op_graph
+from attnas.search_space import SpecError
 
 SPACE = NASBench201Space()
 

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from controllers.objective import COMPLETE, FAILED, PRUNED, Objective, Tradeoff
-from search_space import AttnasError
+from attnas.controllers.objective import COMPLETE, FAILED, PRUNED, Objective, Tradeoff
+from attnas.search_space import AttnasError
 
 
 def test_default_maximises_accuracy():

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from controllers import CONTROLLERS, controller_settings, create_controller
-from controllers.nasbench201 import NASBench201Space
-from search_space import AttnasError
+from attnas.controllers import CONTROLLERS, controller_settings, create_controller
+from attnas.controllers.nasbench201 import NASBench201Space
+from attnas.search_space import AttnasError
 
 
 def test_registry_holds_the_four_controllers():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from optuna.trial import TrialState
 
-from controllers import create_controller
-from controllers.bayesian import _normal_scores
-from controllers.nasbench201 import NASBench201Space, NB201Cell
-from controllers.objective import FAILED, PRUNED
-from controllers.testing import run, synthetic_values
-from search_space import load_space
+from attnas.controllers import create_controller
+from attnas.controllers.bayesian import _normal_scores
+from attnas.controllers.nasbench201 import NASBench201Space, NB201Cell
+from attnas.controllers.objective import FAILED, PRUNED
+from attnas.controllers.testing import run, synthetic_values
+from attnas.search_space import load_space
 
 SPACE = NASBench201Space()
 

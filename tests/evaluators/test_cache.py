@@ -1,10 +1,10 @@
 """The on-disk dataset cache: built once, then read back memory-mapped; keyed by everything that shapes the data."""
 import numpy as np
 
-from evaluators.config import DataConfig
-from evaluators.data import ArrayCache, cached_task_data, create_task
-from evaluators.data import synthetic
-from evaluators.datasets import clear_memo, load_splits
+from attnas.evaluators.config import DataConfig
+from attnas.evaluators.data import ArrayCache, cached_task_data, create_task
+from attnas.evaluators.data import synthetic
+from attnas.evaluators.datasets import clear_memo, load_splits
 
 
 def test_second_request_reads_the_cache_without_generating(tmp_path, monkeypatch):

@@ -2,9 +2,9 @@
 warm-up, derived cells in the space, and its settings checked."""
 import pytest
 
-from evaluators.config import DataConfig, ProxyConfig
-from evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
-from search_space import AttnasError, load_space
+from attnas.evaluators.config import DataConfig, ProxyConfig
+from attnas.evaluators.differentiable import DifferentiableConfig, DifferentiableSearch
+from attnas.search_space import AttnasError, load_space
 
 TINY = ProxyConfig(data=DataConfig(train_size=48, validation_size=32, test_size=16), epochs=1, batch_size=16,
                    eval_batch_size=32, backbone_args={"stem_width": 8, "widths": (8, 16, 16)}, threads=1,

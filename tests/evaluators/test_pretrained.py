@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cells.insert import inserted_cells
-from evaluators import ProxyEvaluator
-from evaluators import pretrained as pretrained_module
+from attnas.cells.insert import inserted_cells
+from attnas.evaluators import ProxyEvaluator
+from attnas.evaluators import pretrained as pretrained_module
 from tests.evaluators.test_proxy import numbers, tiny_config
 
 

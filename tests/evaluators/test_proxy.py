@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from evaluators import DataConfig, ProxyConfig, ProxyEvaluator
-from evaluators import proxy as proxy_module
-from search_space import AttnasError, load_zoo
+from attnas.evaluators import DataConfig, ProxyConfig, ProxyEvaluator
+from attnas.evaluators import proxy as proxy_module
+from attnas.search_space import AttnasError, load_zoo
 
 
 def tiny_config(tmp_path, **overrides):
@@ -172,8 +172,8 @@ def test_config_errors_are_one_line():
 @pytest.mark.slow
 def test_default_task_relation_is_beyond_the_default_backbones_temporal_reach():
     """The quick-start design: no unit of the default proxy sees both the first and the last object's frames."""
-    from evaluators.config import QUICKSTART_PROXY
-    from evaluators.data import create_task
+    from attnas.evaluators.config import QUICKSTART_PROXY
+    from attnas.evaluators.data import create_task
 
     task = create_task("odd_one_out")
     data = task.generate(64, seed=0)
@@ -195,7 +195,7 @@ def test_default_task_relation_is_beyond_the_default_backbones_temporal_reach():
 def test_trains_on_a_video_folder(tmp_path):
     from tests.evaluators.test_video_folder import _folder_tree
 
-    from evaluators.data import FrameSampling
+    from attnas.evaluators.data import FrameSampling
 
     _folder_tree(tmp_path / "videos")
     data = DataConfig(video_root=str(tmp_path / "videos"), video_layout="folder", cache_dir=str(tmp_path / "cache"),

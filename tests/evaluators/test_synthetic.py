@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from evaluators.data import DEFAULT_TASK, TASKS, create_task
-from evaluators.data.sprites import Digits, Glyphs, get_sprites
-from evaluators.data.synthetic import MODES, PALETTE
-from search_space import AttnasError
+from attnas.evaluators.data import DEFAULT_TASK, TASKS, create_task
+from attnas.evaluators.data.sprites import Digits, Glyphs, get_sprites
+from attnas.evaluators.data.synthetic import MODES, PALETTE
+from attnas.search_space import AttnasError
 
 ALL = sorted(TASKS)
 

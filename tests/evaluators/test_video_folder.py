@@ -5,9 +5,9 @@ import av
 import numpy as np
 import pytest
 
-from evaluators.data import ArrayCache, FrameSampling, VideoFolder, decode_clips
-from evaluators.data import video_folder as vf
-from search_space import AttnasError
+from attnas.evaluators.data import ArrayCache, FrameSampling, VideoFolder, decode_clips
+from attnas.evaluators.data import video_folder as vf
+from attnas.search_space import AttnasError
 
 FRAMES = 12
 

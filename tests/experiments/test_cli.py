@@ -4,15 +4,15 @@ import sys
 
 import pytest
 
-from experiments.cli import build_parser, main
-from experiments.config import load_experiment
-from experiments.plan import plan
+from attnas.experiments.cli import build_parser, main
+from attnas.experiments.config import load_experiment
+from attnas.experiments.plan import plan
 
 COMMANDS = ("search", "resume", "status", "export", "evaluate", "train", "space")
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "experiments.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "attnas.experiments.cli", *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -78,10 +78,10 @@ def test_cluster_experiment_model_builds_at_its_clip_size():
     cluster."""
     import torch
 
-    from cells.backbones import create_backbone
-    from cells.insert import insert, inserted_cells
-    from experiments.config import proxy_config
-    from search_space import load_zoo
+    from attnas.cells.backbones import create_backbone
+    from attnas.cells.insert import insert, inserted_cells
+    from attnas.experiments.config import proxy_config
+    from attnas.search_space import load_zoo
 
     config = load_experiment("experiments/configs/cluster_kinetics.yaml")
     evaluator = proxy_config(config.evaluator, where=config.source)

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.config import load_experiment, parse_duration
-from search_space.errors import AttnasError
+from attnas.experiments.config import load_experiment, parse_duration
+from attnas.search_space.errors import AttnasError
 
 CONFIGS = sorted(Path("experiments/configs").glob("*.yaml"))
 
@@ -96,6 +96,6 @@ def test_bad_durations(text):
 
 def test_numbers_yaml_reads_as_strings_are_numbers(tmp_path):
     config = load_experiment(write(tmp_path, "name: t\nspace: small\nevaluator: {lr: 1e-3, epochs: 1}\n"))
-    from experiments.config import proxy_config
+    from attnas.experiments.config import proxy_config
 
     assert proxy_config(config.evaluator, where="x").lr == 0.001

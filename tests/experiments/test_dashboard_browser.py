@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.dashboard.figures import FIGURE_TITLES
-from experiments.dashboard.report import build_report
-from experiments.dashboard.server import DashboardServer
-from experiments.dashboard.synthetic import write_synthetic_history
+from attnas.experiments.dashboard.figures import FIGURE_TITLES
+from attnas.experiments.dashboard.report import build_report
+from attnas.experiments.dashboard.server import DashboardServer
+from attnas.experiments.dashboard.synthetic import write_synthetic_history
 from tests.experiments.test_dashboard_server import TRIALS, scratch_folder
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from experiments.dashboard.drawing import cell_svg
-from search_space import INPUT, load_space, load_zoo, zoo_names
+from attnas.experiments.dashboard.drawing import cell_svg
+from attnas.search_space import INPUT, load_space, load_zoo, zoo_names
 
 SVG = "{http://www.w3.org/2000/svg}"
 

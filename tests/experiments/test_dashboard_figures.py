@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import yaml
 
-from experiments.dashboard.data import Reference, TrialPoint
-from experiments.dashboard.figures import (CURVES_SHOWN, best_so_far, build_figures, op_dim_frequencies,
+from attnas.experiments.dashboard.data import Reference, TrialPoint
+from attnas.experiments.dashboard.figures import (CURVES_SHOWN, best_so_far, build_figures, op_dim_frequencies,
                                            pareto_front)
-from experiments.dashboard.notes import trial_note
-from search_space import CellSpec, load_space, load_zoo
+from attnas.experiments.dashboard.notes import trial_note
+from attnas.search_space import CellSpec, load_space, load_zoo
 
 
 def test_best_so_far_is_the_running_max_skipping_unfinished():

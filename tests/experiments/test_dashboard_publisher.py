@@ -9,13 +9,13 @@ from optuna.artifacts import get_all_artifact_meta
 from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
-from experiments.dashboard.data import point_from_trial
-from experiments.dashboard.drawing import cell_svg
-from experiments.dashboard.figures import build_figures
-from experiments.dashboard.notes import trial_note
-from experiments.dashboard.publisher import DashboardPublisher
-from experiments.history import COMPLETE, History, sqlite_url
-from search_space import load_space, load_zoo
+from attnas.experiments.dashboard.data import point_from_trial
+from attnas.experiments.dashboard.drawing import cell_svg
+from attnas.experiments.dashboard.figures import build_figures
+from attnas.experiments.dashboard.notes import trial_note
+from attnas.experiments.dashboard.publisher import DashboardPublisher
+from attnas.experiments.history import COMPLETE, History, sqlite_url
+from attnas.search_space import load_space, load_zoo
 
 
 class Clock:
@@ -129,8 +129,8 @@ class RecordingPublisher:
 
 @pytest.mark.slow
 def test_the_searcher_calls_the_publisher_and_does_not_pickle_it(history):
-    from controllers import create_controller
-    from experiments.searcher import ControllerSearcher
+    from attnas.controllers import create_controller
+    from attnas.experiments.searcher import ControllerSearcher
 
     space = load_space("small")
     publisher = RecordingPublisher()

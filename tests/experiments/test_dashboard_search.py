@@ -11,13 +11,13 @@ import pytest
 from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
-from experiments.cli import main
-from experiments.config import load_experiment
-from experiments.dashboard.figures import FIGURE_TITLES
-from experiments.dashboard.publisher import has_drawing
-from experiments.driver import run_search
-from experiments.history import COMPLETE
-from experiments.run_folder import create_run
+from attnas.experiments.cli import main
+from attnas.experiments.config import load_experiment
+from attnas.experiments.dashboard.figures import FIGURE_TITLES
+from attnas.experiments.dashboard.publisher import has_drawing
+from attnas.experiments.driver import run_search
+from attnas.experiments.history import COMPLETE
+from attnas.experiments.run_folder import create_run
 from tests.experiments.tiny import write_tiny
 
 pytestmark = pytest.mark.slow

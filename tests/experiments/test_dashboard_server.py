@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from experiments.cli import main
-from experiments.dashboard import speedup
-from experiments.dashboard.figures import FIGURE_TITLES
-from experiments.dashboard.report import build_report
-from experiments.dashboard.server import DashboardServer
-from experiments.dashboard.synthetic import write_synthetic_history
-from experiments.history import COMPLETE
+from attnas.experiments.cli import main
+from attnas.experiments.dashboard import speedup
+from attnas.experiments.dashboard.figures import FIGURE_TITLES
+from attnas.experiments.dashboard.report import build_report
+from attnas.experiments.dashboard.server import DashboardServer
+from attnas.experiments.dashboard.synthetic import write_synthetic_history
+from attnas.experiments.history import COMPLETE
 
 TRIALS = 12
 
@@ -91,8 +91,8 @@ def test_server_binds_loopback_and_serves_trials_notes_drawings_and_figures(fini
 
 @pytest.mark.slow
 def test_server_is_live_while_the_history_grows(tmp_path_factory):
-    from experiments.dashboard.publisher import DashboardPublisher
-    from search_space import load_zoo
+    from attnas.experiments.dashboard.publisher import DashboardPublisher
+    from attnas.search_space import load_zoo
 
     with scratch_folder(tmp_path_factory) as root:
         run = write_synthetic_history(root, name="live", trials=2)
@@ -143,8 +143,8 @@ def test_speedup_gives_optuna_dashboards_own_answers(finished_run):
 
 
 def test_the_fast_history_reader_matches_optunas(finished_run):
-    from experiments.dashboard.data import load_points
-    from experiments.history import read_rows
+    from attnas.experiments.dashboard.data import load_points
+    from attnas.experiments.history import read_rows
 
     study = finished_run.history().study
     assert len(read_rows(study)) == TRIALS  # the fast path is taken, not its fallback
@@ -197,7 +197,7 @@ def test_cli_report_and_one_line_errors(finished_run, tmp_path, capsys):
 
 
 def start_cli_dashboard(run_path, *extra):
-    process = subprocess.Popen([sys.executable, "-m", "experiments.cli", "dashboard", str(run_path), "--port", "0",
+    process = subprocess.Popen([sys.executable, "-m", "attnas.experiments.cli", "dashboard", str(run_path), "--port", "0",
                                 *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     match = re.search(r"http://(\[?[0-9a-f.:]+\]?):(\d+)/dashboard/studies/\d+", line)

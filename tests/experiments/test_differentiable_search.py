@@ -2,13 +2,13 @@
 architecture weights as trial and study attributes and as a dashboard figure; its settings validated."""
 import pytest
 
-from experiments.cli import main
-from experiments.config import load_experiment
-from experiments.differentiable import FIGURE_ID, WEIGHTS_ATTR
-from experiments.history import COMPLETE, PRUNED
-from experiments.run_folder import open_run
-from experiments.schema import ConfigError
-from search_space import CellSpec, load_space
+from attnas.experiments.cli import main
+from attnas.experiments.config import load_experiment
+from attnas.experiments.differentiable import FIGURE_ID, WEIGHTS_ATTR
+from attnas.experiments.history import COMPLETE, PRUNED
+from attnas.experiments.run_folder import open_run
+from attnas.experiments.schema import ConfigError
+from attnas.search_space import CellSpec, load_space
 from tests.experiments.tiny import write_tiny
 
 

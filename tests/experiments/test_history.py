@@ -3,9 +3,9 @@ import numpy as np
 import optuna
 import pytest
 
-from experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, sqlite_url
-from search_space import load_space, load_zoo
-from search_space.errors import AttnasError
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, sqlite_url
+from attnas.search_space import load_space, load_zoo
+from attnas.search_space.errors import AttnasError
 
 SPACE = load_space("small")
 
@@ -126,7 +126,7 @@ def test_fast_reader_gives_what_optunas_reader_gives(history, monkeypatch):
         if state is not None:
             history.finish(number, state=state, values={"accuracy": 0.5, "macs": 3.0}, reason="why")
     fast = history.trials()
-    import experiments.history as module
+    import attnas.experiments.history as module
 
     monkeypatch.setattr(module, "read_rows", lambda study: None)
     assert history.trials() == fast

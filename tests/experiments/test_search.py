@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments.cli import main
-from experiments.config import load_experiment
-from experiments.driver import run_search
-from experiments.history import COMPLETE, PRUNED, RUNNING
-from experiments.run_folder import create_run, open_run
-from search_space import CellSpec, load_space
+from attnas.experiments.cli import main
+from attnas.experiments.config import load_experiment
+from attnas.experiments.driver import run_search
+from attnas.experiments.history import COMPLETE, PRUNED, RUNNING
+from attnas.experiments.run_folder import create_run, open_run
+from attnas.search_space import CellSpec, load_space
 from tests.experiments.tiny import write_tiny
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
                              evaluator={**load_tiny_evaluator(), "epochs": 10,
                                         "data": {"train_size": 256, "validation_size": 64, "test_size": 32}})
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "experiments.cli", "search", config_path, "--runs-dir", str(runs), "--quiet"]
+    command = [sys.executable, "-m", "attnas.experiments.cli", "search", config_path, "--runs-dir", str(runs), "--quiet"]
     log_path = tmp_path / "search.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
@@ -154,7 +154,7 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
     done_before = {r.number: (r.hash, r.value) for r in before if r.state == COMPLETE}
     interrupted = {r.number for r in before if r.state == RUNNING}
 
-    resumed = subprocess.run([sys.executable, "-m", "experiments.cli", "resume", str(runs / "killed"),
+    resumed = subprocess.run([sys.executable, "-m", "attnas.experiments.cli", "resume", str(runs / "killed"),
                               "--quiet"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     after = open_run(runs / "killed").history().trials()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from search_space import INPUT, CellSpec, load_space
+from attnas.search_space import INPUT, CellSpec, load_space
 
 SPACES = {name: load_space(name) for name in ("small", "default")}
 

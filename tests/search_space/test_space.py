@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from scipy import stats
 
-from search_space import CellSpec, SearchSpace, SpecError, load_zoo, space_names
-from search_space.space import MUTATION_KINDS, symmetry_ratio
-from search_space.vocabulary import OPERATIONS
+from attnas.search_space import CellSpec, SearchSpace, SpecError, load_zoo, space_names
+from attnas.search_space.space import MUTATION_KINDS, symmetry_ratio
+from attnas.search_space.vocabulary import OPERATIONS
 from tests.search_space.strategies import SPACES, relabelled, seeds, space_names as space_name_strategy
 
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from search_space import CellSpec, SpecError, load_zoo, zoo_names
+from attnas.search_space import CellSpec, SpecError, load_zoo, zoo_names
 from tests.search_space.strategies import relabelled
 
 # Golden hashes: a change here renames every cell in every user's history. Change only on purpose.
