@@ -2,8 +2,10 @@
 
 The cell runs its ops in the spec's topological order, sums its output nodes, projects the sum back to the input's
 channels with a 1x1x1 conv (no bias), applies BatchNorm3d whose scale starts at zero, and adds the input: at
-initialisation every cell is the identity. Its state_dict keys are `ops.<node name>.<layer>...`, `project.weight`
-and `norm.*`; cells.export reproduces them exactly.
+initialisation every cell is the identity. Its state_dict keys are `ops.<node key>.<layer>...`, `project.weight`
+and `norm.*`; cells.export reproduces them exactly. A node's key is its name, except for a name torch.nn.ModuleDict
+already uses as an attribute ("keys", "forward", "training", ...), which cannot be a submodule's name: such a node is
+stored under "node:<name>" (a colon never occurs in a spec's node names, so keys stay distinct).
 """
 from __future__ import annotations
 
@@ -29,13 +31,8 @@ class Cell(nn.Module):
         super().__init__()
         self.channels = channels
         self.inner_channels = inner_channels
-        self.ops = nn.ModuleDict()
-        for name, op in ops.items():
-            try:
-                self.ops[name] = op
-            except KeyError:
-                raise CellBuildError(f"node {name!r}: the name clashes with an attribute of torch.nn.ModuleDict; "
-                                     "rename the node") from None
+        self.nodes = tuple(ops)
+        self.ops = nn.ModuleDict({module_key(name): op for name, op in ops.items()})
         self.sources = {name: tuple(sources[name]) for name in ops}
         self.output = tuple(output)
         self.project = nn.Conv3d(inner_channels, channels, kernel_size=1, bias=False)
@@ -50,16 +47,28 @@ class Cell(nn.Module):
             raise CellInputError(f"cell input: expected {self.channels} channels, got {x.shape[1]} "
                                  f"(shape {tuple(x.shape)})")
         values = {INPUT: x}
-        for name, op in self.ops.items():
+        for name, op in zip(self.nodes, self.ops.values()):
             values[name] = op(*(values[source] for source in self.sources[name]))
         total = values[self.output[0]]
         for name in self.output[1:]:
             total = total + values[name]
         return x + self.norm(self.project(total))
 
+    def op(self, name: str) -> nn.Module:
+        """The op module of the spec's node `name`."""
+        return self.ops[module_key(name)]
+
     def extra_repr(self) -> str:
         spec = f", spec={self.spec.hash}" if self.spec is not None else ""
         return f"channels={self.channels}, inner_channels={self.inner_channels}{spec}"
+
+
+_CONTAINER = nn.ModuleDict()
+
+
+def module_key(name: str) -> str:
+    """The key under which Cell.ops holds node `name`'s module (module docstring)."""
+    return f"node:{name}" if hasattr(_CONTAINER, name) else name
 
 
 def inner_width(spec: CellSpec, channels: int) -> int:

@@ -2,9 +2,10 @@
 only torch), `export_program` as a torch.export program (.pt2) for deployment.
 
 The standalone file is generated from the package-built cell: its layers are rebuilt with nn.ModuleDict so the
-state_dict keys are the same (`ops.<node>.<layer>...`, `project.weight`, `norm.*`), and each op's computation is the
-package's own pure function (`Operation.compute`), copied verbatim with inspect.getsource together with
-cells.ops.grouping. So the exported cell runs the same code, and weights trained with attnas load with strict=True.
+state_dict keys are the same (`ops.<node key>.<layer>...`, `project.weight`, `norm.*`, see cells.cell), and each
+op's computation is the package's own pure function (`Operation.compute`), copied verbatim with inspect.getsource
+together with cells.ops.grouping. So the exported cell runs the same code, and weights trained with attnas load
+with strict=True.
 """
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def _class_source(cell: Cell, class_name: str) -> str:
         f"        self.channels = {cell.channels}",
         "        self.ops = nn.ModuleDict()",
     ]
-    for name, op in cell.ops.items():
-        lines.append(f"        self.ops[{name!r}] = nn.ModuleDict({{")
+    for key, op in cell.ops.items():
+        lines.append(f"        self.ops[{key!r}] = nn.ModuleDict({{")
         lines += [f"            {child!r}: {_module_code(module)}," for child, module in op.named_children()]
         lines.append("        })")
     lines += [
@@ -117,9 +118,9 @@ def _class_source(cell: Cell, class_name: str) -> str:
         '            raise ValueError(f"cell input: expected {self.channels} channels, got {x.shape[1]} '
         '(shape {tuple(x.shape)})")',
     ]
-    variable = {INPUT: "x", **{name: f"node_{name}" for name in cell.ops}}
-    for name, op in cell.ops.items():
-        arguments = [f"self.ops[{name!r}]", *(variable[source] for source in cell.sources[name])]
+    variable = {INPUT: "x", **{name: f"node_{name}" for name in cell.nodes}}
+    for name, (stored, op) in zip(cell.nodes, cell.ops.items()):
+        arguments = [f"self.ops[{stored!r}]", *(variable[source] for source in cell.sources[name])]
         arguments += [f"{key}={value!r}" for key, value in op.options.items()]
         lines.append(f"        {variable[name]} = {type(op).compute.__name__}({', '.join(arguments)})")
     total = " + ".join(variable[name] for name in cell.output)

@@ -4,14 +4,16 @@ A placement is either a name our backbones define ("conv4:1" = after the second 
 after the whole stage; see `VideoNet.placements()`) or, for any nn.Module, the dotted path of a submodule
 ("layer3.1"). The cell's channels are those of the map the block emits, read off a dry run (on fake tensors, so it
 costs no compute) with forward hooks; the example clip is `example_input`, or the model's `input_shape` attribute
-(our backbones carry one), or else the channels are read from the block's last Conv3d / BatchNorm3d.
+(our backbones carry one), or else a guess: a 16x112x112 clip with as many channels as the model's first Conv3d takes,
+run on fake tensors only. The channels are never read off the block's layers: a multi-branch block (Inception)
+concatenates its branches, so its last layer is one branch. If the guess does not run, insert asks for example_input.
 
 Each wrapped block becomes `CellAfter(block, cell)`, so its parameters move from `<path>.*` to `<path>.block.*`
 and the cell's are `<path>.cell.*`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -21,6 +23,8 @@ from attnas.cells.errors import CellBuildError
 from attnas.search_space import CellSpec, load_zoo
 
 _MAX_LISTED = 40
+# (T, H, W) of the clip a dry run guesses for a model without input_shape or example_input: a common small clip.
+_GUESSED_CLIP = (16, 112, 112)
 
 
 class CellAfter(nn.Module):
@@ -55,22 +59,34 @@ def insert(model: nn.Module, spec: CellSpec | str | None, at: Sequence[str], *,
     """Put a cell built from `spec` after each block named in `at`; returns `model`, changed in place.
 
     `spec` is a CellSpec, a zoo cell's name ("non_local"), or None / "none" for no cell (the names are still
-    checked, so a "none" baseline fails the same way on a bad placement). Raises CellBuildError for an unknown placement, a block
-    that does not emit a 5-D (N, C, T, H, W) map, or an example clip the backbone cannot take.
+    checked, so a "none" baseline fails the same way on a bad placement). Raises CellBuildError for an unknown
+    placement, a block that does not emit a 5-D (N, C, T, H, W) map, or an example clip the backbone cannot take.
     """
-    if isinstance(at, str):
-        at = [at]
     if isinstance(spec, str):
         spec = None if spec == "none" else load_zoo(spec)
-    paths = _resolve(model, at)
-    if spec is None or not paths:
+    if spec is None:
+        _resolve(model, [at] if isinstance(at, str) else at)
         return model
+    insert_after(model, at, lambda channels: build(spec, channels), example_input=example_input)
+    return model
+
+
+def insert_after(model: nn.Module, at: Sequence[str], create: Callable[[int], nn.Module], *,
+                 example_input: torch.Tensor | None = None) -> dict[str, nn.Module]:
+    """Put `create(channels)` after each block named in `at` (channels: those the block emits), on the block's
+    device, dtype, memory format and train/eval mode; returns the new modules by the block's dotted path."""
+    if isinstance(at, str):
+        at = [at]
+    paths = _resolve(model, at)
+    if not paths:
+        return {}
     channels = _infer_channels(model, paths, example_input)
+    created = {}
     # Deepest blocks first, so wrapping an outer block ("conv4") keeps the path of an inner one ("conv4.units.1").
     for path in sorted(paths, key=lambda p: p.count("."), reverse=True):
         parent, attribute = _parent(model, path)
         block = getattr(parent, attribute)
-        cell = build(spec, channels[path])
+        cell = create(channels[path])
         reference = next(block.parameters(), None)
         if reference is not None:
             cell = cell.to(device=reference.device, dtype=reference.dtype)
@@ -78,7 +94,8 @@ def insert(model: nn.Module, spec: CellSpec | str | None, at: Sequence[str], *,
             cell = cell.to(memory_format=torch.channels_last_3d)
         cell.train(block.training)
         setattr(parent, attribute, CellAfter(block, cell))
-    return model
+        created[path] = cell
+    return created
 
 
 def _is_channels_last(block: nn.Module) -> bool:
@@ -110,23 +127,28 @@ def _parent(model: nn.Module, path: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(parent_path) if parent_path else model), attribute
 
 
-def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tensor | None:
+def _example(model: nn.Module, example_input: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+    """The clip of the dry run, and whether it is a guess (not the user's clip nor the model's input_shape)."""
     if example_input is not None:
-        return example_input
+        return example_input, False
     shape = getattr(model, "input_shape", None)
-    if shape is None:
-        return None
+    guessed = shape is None
+    if guessed:
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv3d)), None)
+        if first is None:
+            raise CellBuildError(f"insert: {type(model).__name__} has no input_shape attribute and no Conv3d to guess "
+                                 "its input from; pass example_input=<a clip batch it accepts> so the channels of "
+                                 "the blocks can be measured")
+        shape = (first.in_channels, *_GUESSED_CLIP)
     reference = next(model.parameters(), None)
     if reference is None:
-        return torch.zeros(1, *shape)
-    return torch.zeros(1, *shape, dtype=reference.dtype, device=reference.device)
+        return torch.zeros(1, *shape), guessed
+    return torch.zeros(1, *shape, dtype=reference.dtype, device=reference.device), guessed
 
 
 def _infer_channels(model: nn.Module, paths: list[str], example_input: torch.Tensor | None) -> dict[str, int]:
-    example = _example(model, example_input)
-    if example is None:
-        return {path: _channels_from_layers(model, path) for path in paths}
-    shapes = _dry_run(model, paths, example)
+    example, guessed = _example(model, example_input)
+    shapes = _dry_run(model, paths, example, guessed=guessed)
     channels = {}
     for path in paths:
         shape = shapes.get(path)
@@ -140,8 +162,10 @@ def _infer_channels(model: nn.Module, paths: list[str], example_input: torch.Ten
     return channels
 
 
-def _dry_run(model: nn.Module, paths: list[str], example: torch.Tensor) -> dict[str, tuple]:
-    """The output shape of each block at `paths` on `example` (a tuple, or a description if it is not a tensor)."""
+def _dry_run(model: nn.Module, paths: list[str], example: torch.Tensor, *,
+             guessed: bool = False) -> dict[str, tuple]:
+    """The output shape of each block at `paths` on `example` (a tuple, or a description if it is not a tensor);
+    a `guessed` example runs on fake tensors only, never for real."""
     shapes: dict[str, tuple] = {}
 
     def recorder(path: str):
@@ -161,18 +185,22 @@ def _dry_run(model: nn.Module, paths: list[str], example: torch.Tensor) -> dict[
                 model(torch.empty(example.shape, dtype=example.dtype, device=example.device))
         except CellBuildError:
             raise
-        except Exception:  # an op fake tensors cannot trace: run the real thing once
+        except Exception as error:  # an op fake tensors cannot trace: run the real thing once
             shapes.clear()
+            if guessed:
+                raise CellBuildError(f"insert: {type(model).__name__} has no input_shape attribute and did not run "
+                                     f"on a guessed clip of shape {tuple(example.shape)} ({_first_line(error)}); pass "
+                                     "example_input=<a clip batch it accepts> so the channels of the blocks can be "
+                                     "measured") from None
             try:
                 with torch.no_grad():
                     model(example)
             except CellBuildError:
                 raise
             except Exception as error:
-                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise CellBuildError(f"insert: {type(model).__name__} failed on an example clip of shape "
-                                     f"{tuple(example.shape)} ({message}); pass example_input= a clip it accepts") \
-                    from None
+                                     f"{tuple(example.shape)} ({_first_line(error)}); pass example_input= a clip it "
+                                     "accepts") from None
     finally:
         for handle in handles:
             handle.remove()
@@ -180,12 +208,6 @@ def _dry_run(model: nn.Module, paths: list[str], example: torch.Tensor) -> dict[
     return shapes
 
 
-def _channels_from_layers(model: nn.Module, path: str) -> int:
-    last = None
-    for module in model.get_submodule(path).modules():
-        if isinstance(module, (nn.Conv3d, nn.BatchNorm3d)):
-            last = module
-    if last is None:
-        raise CellBuildError(f"insert: block {path!r} has no Conv3d or BatchNorm3d to read its channels from; pass "
-                             "example_input=<a clip batch> so the channels can be measured")
-    return last.out_channels if isinstance(last, nn.Conv3d) else last.num_features
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

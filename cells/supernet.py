@@ -52,7 +52,7 @@ from torch import nn
 
 from attnas.cells.cell import Cell, build, descriptor_count
 from attnas.cells.errors import CellBuildError
-from attnas.cells.insert import CellAfter, _infer_channels, _parent, _resolve
+from attnas.cells.insert import insert_after
 from attnas.cells.ops import OPS, create_op
 from attnas.search_space import INPUT, MAP, CellSpec, SearchSpace, get_operation
 
@@ -482,21 +482,9 @@ def derivation_of(spec: CellSpec, candidates_: Sequence[Candidate]) -> list[Deri
 def insert_supernet(model: nn.Module, space: SearchSpace, at: Sequence[str], *, width: float | None = None,
                     example_input: torch.Tensor | None = None) -> list[SupernetCell]:
     """Put a supernet cell after each block named in `at` (as cells.insert does for a cell); returns the cells."""
-    if isinstance(at, str):
-        at = [at]
-    paths = _resolve(model, at)
-    channels = _infer_channels(model, paths, example_input)
-    cells = []
-    for path in sorted(paths, key=lambda p: p.count("."), reverse=True):
-        parent, attribute = _parent(model, path)
-        block = getattr(parent, attribute)
-        cell = SupernetCell(space, channels[path], width=width)
-        reference = next(block.parameters(), None)
-        if reference is not None:
-            cell = cell.to(device=reference.device, dtype=reference.dtype)
-        setattr(parent, attribute, CellAfter(block, cell))
-        cells.append(cell)
-    return cells
+    created = insert_after(model, at, lambda channels: SupernetCell(space, channels, width=width),
+                           example_input=example_input)
+    return list(created.values())
 
 
 def supernet_cells(model: nn.Module) -> list[SupernetCell]:

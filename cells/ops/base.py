@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from attnas.cells.errors import CellBuildError
+from attnas.search_space.vocabulary import get_operation
 
 
 class Operation(nn.Module):
@@ -59,7 +60,9 @@ def positive_int(op: str, field: str, value: Any) -> int:
     return value
 
 
-def choice(op: str, field: str, value: Any, allowed: tuple[str, ...]) -> str:
+def choice(op: str, field: str, value: Any) -> str:
+    """`value` if it is one of the choices search_space.vocabulary gives attribute `field` of `op`."""
+    allowed = get_operation(op).attribute(field).values
     if value not in allowed:
         raise CellBuildError(f"{op}: {field}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
@@ -69,5 +72,3 @@ def pointwise(in_channels: int, out_channels: int) -> nn.Conv3d:
     """The 1x1x1 convolution every op uses to project a map (with bias, as Wang et al.'s theta/phi/g)."""
     return nn.Conv3d(in_channels, out_channels, kernel_size=1)
 
-
-POSITION_DIMS = ("spatial", "temporal", "spatiotemporal")

@@ -8,8 +8,6 @@ from torch import nn
 
 from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, positive_int
 
-MODES = ("add", "mul")
-
 
 def compute_combine(layers, a, b, *, mode: str):
     """a + b or a * b, each first brought to the inner width by its projection (identity when already there)."""
@@ -30,7 +28,7 @@ class Combine(Operation):
         name = "combine"
         ports = port_channels(name, in_channels, self.ports)
         positive_int(name, "channels", channels)
-        self.options = {"mode": choice(name, "mode", mode, MODES)}
+        self.options = {"mode": choice(name, "mode", mode)}
         self.project_a = nn.Identity() if ports["a"] == channels else pointwise(ports["a"], channels)
         self.project_b = nn.Identity() if ports["b"] == channels else pointwise(ports["b"], channels)
 

@@ -1,4 +1,12 @@
-"""dot_attention(query, key) -> map: pairwise attention over the positions of each group along `dim`."""
+"""dot_attention(query, key) -> map: pairwise attention over the positions of each group along `dim`.
+
+Heads. `heads` splits the inner width c into heads of width d = ceil(c / heads): Q, K and V are zero-padded from c
+to heads x d channels when heads does not divide c, and the padded channels are dropped from the output. Zero
+channels add nothing to Q K^T (nor to K^T V), so the last head is simply narrower (and a head past c is empty);
+`scaled_softmax` scales by 1 / sqrt(d). When heads divides c nothing is padded and this is plain multi-head
+attention, so every inner width builds with any number of heads (the spec's width is relative to the channels a
+backbone offers, so an odd c cannot be ruled out by the search space) and the layers' shapes depend on c alone.
+"""
 from __future__ import annotations
 
 from typing import Mapping
@@ -6,11 +14,8 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from attnas.cells.errors import CellBuildError
-from attnas.cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
+from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, positive_int
 from attnas.cells.ops.grouping import from_groups, to_groups
-
-SIMILARITIES = ("softmax", "scaled_softmax", "dot")
 
 
 def compute_dot_attention(layers, query, key, *, dim: str, similarity: str, heads: int):
@@ -19,20 +24,25 @@ def compute_dot_attention(layers, query, key, *, dim: str, similarity: str, head
     k = to_groups(layers.k(key), dim)
     v = to_groups(layers.v(key), dim)
     groups, channels, positions = q.shape
+    width = -(-channels // heads)  # ceil(c / heads); the channels are zero-padded up to heads x width
+    if width * heads != channels:
+        q, k, v = [F.pad(z, (0, 0, 0, width * heads - channels)) for z in (q, k, v)]
     # (groups, c, P) -> (groups, heads, P, c / heads), the layout scaled_dot_product_attention takes; contiguous,
     # because on strided inputs it falls back to its math path, which holds the P x P matrix.
-    q, k, v = [z.reshape(groups, heads, channels // heads, positions).transpose(2, 3).contiguous() for z in (q, k, v)]
+    q, k, v = [z.reshape(groups, heads, width, positions).transpose(2, 3).contiguous() for z in (q, k, v)]
     if similarity == "dot":
         # Associative form: Q (K^T V) / P costs O(P d^2) and never forms the P x P matrix.
         out = q @ (k.transpose(2, 3) @ v) / positions
     else:
         # softmax: Wang et al.'s embedded Gaussian, unscaled; scaled_softmax: the Transformer's 1/sqrt(d).
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0 if similarity == "softmax" else None)
-    return from_groups(out.transpose(2, 3).reshape(groups, channels, positions), dim, query.shape)
+    out = out.transpose(2, 3).reshape(groups, width * heads, positions)[:, :channels]
+    return from_groups(out, dim, query.shape)
 
 
 class DotAttention(Operation):
-    """Non-local / Transformer attention: layers q, k, v (1x1x1 convs to `channels`); `heads` splits channels."""
+    """Non-local / Transformer attention: layers q, k, v (1x1x1 convs to `channels`); `heads` splits channels into
+    heads of width ceil(channels / heads) (module docstring)."""
 
     ports = ("query", "key")
     compute = staticmethod(compute_dot_attention)
@@ -44,14 +54,11 @@ class DotAttention(Operation):
         ports = port_channels(name, in_channels, self.ports)
         positive_int(name, "channels", channels)
         positive_int(name, "heads", heads)
-        if channels % heads:
-            raise CellBuildError(f"dot_attention: heads={heads} does not divide the inner width channels={channels}")
-        self.options = {"dim": choice(name, "dim", dim, POSITION_DIMS),
-                        "similarity": choice(name, "similarity", similarity, SIMILARITIES), "heads": heads}
+        self.options = {"dim": choice(name, "dim", dim), "similarity": choice(name, "similarity", similarity),
+                        "heads": heads}
         self.q = pointwise(ports["query"], channels)
         self.k = pointwise(ports["key"], channels)
         self.v = pointwise(ports["key"], channels)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         return compute_dot_attention(self, query, key, **self.options)
-

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from attnas.cells.errors import CellBuildError
-from attnas.cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
+from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, positive_int
 from attnas.cells.ops.grouping import from_groups, to_groups
 
 
@@ -44,7 +44,7 @@ class Gather(Operation):
         in_channels = port_channels(name, in_channels, self.ports)["x"]
         positive_int(name, "channels", channels)
         positive_int(name, "descriptors", descriptors)
-        self.options = {"dim": choice(name, "dim", dim, POSITION_DIMS)}
+        self.options = {"dim": choice(name, "dim", dim)}
         self.phi = pointwise(in_channels, channels)
         self.theta = pointwise(in_channels, descriptors)
 
@@ -69,7 +69,7 @@ class Distribute(Operation):
         if ports["bag"] != channels:
             raise CellBuildError(f"{name}: the bag's descriptors have {ports['bag']} channels, expected "
                                  f"channels={channels}")
-        self.options = {"dim": choice(name, "dim", dim, POSITION_DIMS)}
+        self.options = {"dim": choice(name, "dim", dim)}
         self.rho = pointwise(ports["x"], descriptors)
 
     def forward(self, bag: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

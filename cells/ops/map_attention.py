@@ -5,12 +5,8 @@ import torch
 from torch import nn
 
 from attnas.cells.errors import CellBuildError
-from attnas.cells.ops.base import POSITION_DIMS, Operation, choice, pointwise, port_channels, positive_int
+from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, positive_int
 from attnas.cells.ops.grouping import from_groups, to_groups
-
-DIMS = POSITION_DIMS + ("channel",)
-GATES = ("sigmoid", "softmax")
-POOLINGS = ("avg", "max", "avg_max")
 
 
 def compute_map_attention(layers, x, *, dim: str, gate: str, pooling: str):
@@ -57,8 +53,8 @@ class MapAttention(Operation):
         name = "map_attention"
         in_channels = port_channels(name, in_channels, self.ports)["x"]
         positive_int(name, "channels", channels)
-        self.options = {"dim": choice(name, "dim", dim, DIMS), "gate": choice(name, "gate", gate, GATES),
-                        "pooling": choice(name, "pooling", pooling, POOLINGS)}
+        self.options = {"dim": choice(name, "dim", dim), "gate": choice(name, "gate", gate),
+                        "pooling": choice(name, "pooling", pooling)}
         self.v = pointwise(in_channels, channels)
         if dim == "channel":
             hidden = max(1, channels // positive_int(name, "reduction", reduction))

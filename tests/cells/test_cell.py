@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from attnas.cells import build
+from attnas.cells import OPS, build
 from attnas.cells.errors import CellBuildError, CellInputError
 from attnas.search_space import AttnasError, CellSpec, load_space, load_zoo, zoo_names
 
@@ -124,17 +124,45 @@ def test_channels_must_be_a_positive_int(channels):
         build(load_zoo("non_local"), channels)
 
 
-def test_heads_must_divide_inner_width():
+def test_heads_that_do_not_divide_the_inner_width_still_build():
+    """Issue 20: heads=2 at an odd inner width used to fail to build; heads are now ceil(c / heads) wide."""
     spec = CellSpec.from_yaml("""
 width: 0.25
 nodes:
   n: {op: dot_attention, inputs: {query: input, key: input}, dim: spatial, heads: 2}
 output: [n]
 """)
-    build(spec, 8)
-    with pytest.raises(CellBuildError, match=r"node 'n'.*inner width 3.*heads=2 does not divide") as info:
-        build(spec, 12)
-    assert isinstance(info.value, AttnasError) and "\n" not in str(info.value)
+    for channels, inner in [(8, 2), (12, 3), (4, 1)]:
+        cell = build(spec, channels)
+        assert cell.inner_channels == inner and cell.op("n").q.out_channels == inner
+        torch.nn.init.normal_(cell.norm.weight)
+        x = torch.randn(2, channels, 3, 4, 5)
+        y = cell(x)
+        assert y.shape == x.shape and torch.isfinite(y).all() and (y - x).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("name", ["keys", "items", "values", "forward", "training", "update", "pop", "to", "cuda",
+                                  "state_dict", "_modules", "__init__"])
+def test_node_named_after_a_module_attribute_builds_runs_and_keeps_its_name(name):
+    """Issue 20: any name a spec accepts builds, including names nn.ModuleDict uses as attributes."""
+    spec = CellSpec.from_yaml(f"""
+width: 0.5
+nodes:
+  {name}: {{op: map_attention, inputs: {{x: input}}, dim: temporal, gate: softmax, kernel: 3}}
+  other: {{op: combine, inputs: {{a: input, b: {name}}}, mode: mul}}
+output: [{name}, other]
+""")
+    cell = build(spec, CHANNELS).eval()
+    assert cell.nodes == (name, "other")
+    assert isinstance(cell.op(name), OPS["map_attention"]) and isinstance(cell.op("other"), OPS["combine"])
+    assert f"ops.node:{name}.v.weight" in cell.state_dict() and "ops.other.project_a.weight" in cell.state_dict()
+    with torch.no_grad():
+        cell.norm.weight.normal_()
+    x = torch.randn(2, CHANNELS, 3, 4, 5)
+    a = cell.op(name)(x)
+    torch.testing.assert_close(cell(x), x + cell.norm(cell.project(a + cell.op("other")(x, a))), atol=0, rtol=0)
+    again = build(spec, CHANNELS)
+    again.load_state_dict(cell.state_dict(), strict=True)
 
 
 def test_forward_rejects_wrong_channels_and_non_5d_input():

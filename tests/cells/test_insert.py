@@ -118,12 +118,115 @@ def test_foreign_model_by_module_path_with_an_example_clip():
         torch.testing.assert_close(changed(clip), original(clip))
 
 
-def test_foreign_model_without_example_reads_channels_from_the_last_conv_or_norm():
-    model = insert(HandMade3D(), "non_local", at=["features.0", "features.1"])
-    assert model.features[0].cell.channels == 6  # from the BatchNorm3d
-    assert model.features[1].cell.channels == 12  # from the Conv3d
-    with pytest.raises(CellBuildError, match="has no Conv3d or BatchNorm3d.*example_input"):
-        insert(HandMade3D(), "non_local", at=["features.2"])
+def test_foreign_model_without_example_measures_channels_on_a_guessed_clip():
+    model = insert(HandMade3D(), "non_local", at=["features.0", "features.1", "features.2"])
+    assert [model.features[i].cell.channels for i in range(3)] == [6, 12, 12]
+    assert model(torch.randn(2, 3, 4, 8, 8)).shape == (2, 4)
+
+
+class InceptionStyle(nn.Module):
+    """A foreign multi-branch block: branches of 8, 16 and 4 channels concatenated (28), its last layer a branch's."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.branches = nn.ModuleList([
+            nn.Sequential(nn.Conv3d(channels, 8, 1), nn.BatchNorm3d(8), nn.ReLU()),
+            nn.Sequential(nn.Conv3d(channels, 6, 1), nn.ReLU(), nn.Conv3d(6, 16, 3, padding=1), nn.BatchNorm3d(16)),
+            nn.Sequential(nn.MaxPool3d(3, stride=1, padding=1), nn.Conv3d(channels, 4, 1), nn.BatchNorm3d(4)),
+        ])
+
+    def forward(self, x):
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class InceptionNet(nn.Module):
+    """A foreign video net (no input_shape, no placements) whose middle block is Inception-style."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv3d(3, 12, 3, padding=1)
+        self.mixed = InceptionStyle(12)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(28, 3))
+
+    def forward(self, x):
+        return self.head(self.mixed(self.stem(x)))
+
+
+@pytest.mark.parametrize("example", [None, torch.zeros(1, 3, 4, 8, 8)], ids=["guessed", "given"])
+def test_inception_style_block_gets_its_concatenated_channels(example):
+    """Issue 20: a multi-branch block's channels are its output's (28), not its last layer's (4)."""
+    torch.manual_seed(0)
+    original = InceptionNet().eval()
+    changed = insert(copy.deepcopy(original), "double_attention", at=["mixed"], example_input=example).eval()
+    assert changed.mixed.cell.channels == 28
+    clip = torch.randn(2, 3, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(changed(clip), original(clip))   # the cell is the identity at initialisation
+        torch.nn.init.normal_(changed.mixed.cell.norm.weight)
+        assert (changed(clip) - original(clip)).abs().max() > 1e-4
+
+
+class Wrapped(nn.Module):
+    """The project's backbone used as a foreign model would be: inside a module that has no input_shape."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_s3d_inception_blocks_get_their_concatenated_channels_with_and_without_input_shape():
+    """Issue 20 on the project's S3D: Mixed_3c emits 480 channels, Mixed_4b 512 and conv5 1024; each block's last
+    Conv3d has 64, 64 and 128. With its input_shape, and as a foreign model without one (a guessed clip)."""
+    torch.manual_seed(0)
+    expected = {"conv3.units.1": 480, "conv4.units.0": 512, "conv5": 1024}
+    at = ["conv3:1", "conv4:0", "conv5"]
+    with torch.device("meta"):
+        native = insert(create_backbone("s3d", num_classes=5), "non_local", at=at)
+    assert {path: cell.channels for path, cell in inserted_cells(native).items()} == expected
+    foreign = insert(Wrapped(create_backbone("s3d", num_classes=5)), "double_attention",
+                     at=["net.conv3.units.1", "net.conv4.units.0", "net.conv5"])
+    assert {path: cell.channels for path, cell in inserted_cells(foreign).items()} == {
+        f"net.{path}": channels for path, channels in expected.items()}
+    for cell in inserted_cells(foreign).values():
+        torch.nn.init.normal_(cell.norm.weight)
+    with torch.no_grad():
+        assert torch.isfinite(foreign.eval()(torch.randn(1, 3, 8, 32, 32))).all()
+
+
+class FixedSize(nn.Module):
+    """A foreign net that takes (3, 4, 8, 8) clips only: its classifier reads the flattened map."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv3d(3, 6, 3, padding=1), nn.ReLU())
+        self.classifier = nn.Linear(6 * 4 * 8 * 8, 2)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+class NoConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm3d(3)
+
+    def forward(self, x):
+        return self.norm(x)
+
+
+def test_model_whose_input_cannot_be_guessed_asks_for_an_example_clip():
+    with pytest.raises(CellBuildError, match=r"FixedSize has no input_shape attribute and did not run on a guessed "
+                                             r"clip of shape \(1, 3, 16, 112, 112\).*pass example_input=") as error:
+        insert(FixedSize(), "non_local", at=["features"])
+    assert "\n" not in str(error.value)
+    model = insert(FixedSize(), "non_local", at=["features"], example_input=torch.zeros(1, 3, 4, 8, 8))
+    assert model.features.cell.channels == 6 and model(torch.randn(2, 3, 4, 8, 8)).shape == (2, 2)
+    with pytest.raises(CellBuildError, match=r"NoConv has no input_shape attribute and no Conv3d.*example_input="):
+        insert(NoConv(), "non_local", at=["norm"])
+    assert insert(NoConv(), "non_local", at=["norm"], example_input=torch.zeros(1, 3, 2, 4, 4)).norm.cell.channels == 3
 
 
 def test_dry_run_does_not_move_batchnorm_statistics():

@@ -1,4 +1,5 @@
 """Every registered op, every dim, T = 1 and T > 1: shapes, gradients, and values against naive per-group loops."""
+import dataclasses
 import inspect
 import itertools
 
@@ -71,7 +72,7 @@ def test_create_op_rejects_unknown_names_listing_known_ones():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(name="dot_attention", channels=6, heads=4), "heads=4 does not divide the inner width channels=6"),
+    (dict(name="dot_attention", channels=6, heads=0), "heads: expected a positive integer, got 0"),
     (dict(name="dot_attention", channels=4, dim="channel"), "dim: expected one of"),
     (dict(name="map_attention", channels=4, kernel=2, dim="spatial"), "kernel: expected a positive odd"),
     (dict(name="map_attention", channels=0), "channels: expected a positive integer, got 0"),
@@ -106,6 +107,43 @@ def test_op_shapes_gradients_and_values(name, attrs, shape):
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), key
 
 
+@pytest.mark.parametrize("channels, heads", [(1, 2), (3, 2), (5, 2), (5, 3), (5, 4), (6, 4), (7, 8), (2, 2)])
+@pytest.mark.parametrize("similarity", ["softmax", "scaled_softmax", "dot"])
+@pytest.mark.parametrize("dim", ["spatial", "temporal", "spatiotemporal"])
+def test_dot_attention_splits_any_inner_width_into_heads(channels, heads, similarity, dim):
+    """Issue 20: heads need not divide the inner width; heads are ceil(c / heads) wide, the last ones narrower."""
+    torch.manual_seed(0)
+    op = create_op("dot_attention", IN, channels, dim=dim, similarity=similarity, heads=heads)
+    assert op.q.out_channels == op.k.out_channels == op.v.out_channels == channels
+    query, key = torch.randn(2, IN, 3, 4, 3, requires_grad=True), torch.randn(2, IN, 3, 4, 3, requires_grad=True)
+    out = op(query, key)
+    assert out.shape == (2, channels, 3, 4, 3)
+    torch.testing.assert_close(out, naive_dot_attention(op, [query, key], dim=dim, similarity=similarity,
+                                                        heads=heads), atol=1e-5, rtol=1e-4)
+    out.square().sum().backward()
+    assert query.grad.abs().sum() > 0 and key.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("op, attribute, kwargs", [
+    ("combine", "mode", {}), ("dot_attention", "similarity", {}), ("dot_attention", "dim", {}),
+    ("map_attention", "gate", {}), ("map_attention", "pooling", {}), ("map_attention", "dim", {"kernel": 3}),
+    ("gather", "dim", {"descriptors": 2}), ("distribute", "dim", {"descriptors": 2}),
+])
+def test_op_modules_read_their_choices_from_the_vocabulary(monkeypatch, op, attribute, kwargs):
+    """One vocabulary (issue 15): narrowing an attribute's values in search_space.vocabulary narrows what the op
+    module accepts, so the modules hold no copy of their own."""
+    operation = OPERATIONS[op]
+    values = operation.attributes[attribute].values
+    kept, dropped = values[0], values[-1]
+    narrowed = dataclasses.replace(operation.attributes[attribute], values=(kept,))
+    monkeypatch.setitem(OPERATIONS, op, dataclasses.replace(
+        operation, attributes={**operation.attributes, attribute: narrowed}))
+    in_channels = {port: (C if OPERATIONS[op].ports[port] == "bag" else IN) for port in OPS[op].ports}
+    create_op(op, in_channels, C, **kwargs, **{attribute: kept})
+    with pytest.raises(CellBuildError, match=rf"{attribute}: expected one of {kept!r}, got {dropped!r}$"):
+        create_op(op, in_channels, C, **kwargs, **{attribute: dropped})
+
+
 # ------------------------------------------------------------------------- naive references: explicit group loops
 def groups_of(x, dim):
     """The groups of positions along dim as a list of (C, P) matrices, in to_groups order, by explicit indexing."""
@@ -138,6 +176,8 @@ def ungroup(groups, dim, shape):
 
 
 def naive_dot_attention(op, inputs, *, dim, similarity, heads):
+    """Heads as torch.chunk splits the channels: ceil(c / heads) each, the last narrower (or missing when c is
+    small), all scaled by the first head's width."""
     query, key = inputs
     results = []
     for q, k, v in zip(groups_of(op.q(query), dim), groups_of(op.k(key), dim), groups_of(op.v(key), dim)):
@@ -147,7 +187,7 @@ def naive_dot_attention(op, inputs, *, dim, similarity, heads):
             if similarity == "dot":
                 attention = logits / logits.shape[1]
             else:
-                scale = 1.0 if similarity == "softmax" else qh.shape[0] ** -0.5
+                scale = 1.0 if similarity == "softmax" else q.chunk(heads)[0].shape[0] ** -0.5
                 attention = torch.softmax(logits * scale, dim=1)
             heads_out.append((attention @ vh.T).T)
         results.append(torch.cat(heads_out))

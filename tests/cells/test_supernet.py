@@ -8,6 +8,7 @@ import torch
 
 from attnas.cells import build, create_backbone
 from attnas.cells.errors import CellBuildError
+from attnas.cells.insert import inserted_cells
 from attnas.cells.supernet import (
     PAIR,
     SupernetCell,
@@ -187,6 +188,19 @@ def test_insert_supernet_into_the_proxy_backbone():
     cells = insert_supernet(model, load_space("small"), ["conv2:0"])
     assert supernet_cells(model) == cells and cells[0].channels == 8
     assert model(torch.randn(2, 3, 8, 16, 16)).shape == (2, 5)
+
+
+def test_insert_supernet_places_cells_as_insert_does():
+    """One insertion routine (issue 15): the supernet follows its block's memory format and train/eval mode, and sits
+    where cells.insert puts a cell, deepest block first."""
+    model = create_backbone("proxy_i3d", num_classes=5, stem_width=8, widths=(8, 16, 16),
+                            input_shape=(3, 8, 16, 16)).eval()
+    cells = insert_supernet(model, load_space("small"), ["conv3", "conv3:0"])
+    assert [type(c) for c in inserted_cells(model).values()] == [SupernetCell, SupernetCell]
+    assert cells == [model.conv3.block.units[0].cell, model.conv3.cell]
+    for cell in cells:
+        assert not cell.training
+        assert cell.project.weight.is_contiguous(memory_format=torch.channels_last_3d)
 
 
 def test_supernet_rejects_a_width_outside_the_space():
