@@ -30,6 +30,16 @@ nodes:
 output: [m, d]
 """
 
+# Node names that are attributes of nn.ModuleDict, and two heads at an odd inner width (3 of 16 channels): issue 20.
+CLASHING_CELL = """
+width: 0.1875
+nodes:
+  keys: {op: dot_attention, inputs: {query: input, key: input}, dim: spatial, similarity: scaled_softmax, heads: 2}
+  forward: {op: map_attention, inputs: {x: keys}, dim: temporal, gate: softmax, pooling: avg, kernel: 3}
+  training: {op: combine, inputs: {a: forward, b: input}, mode: mul}
+output: [training, keys]
+"""
+
 
 def specs():
     cells = {name: load_zoo(name) for name in zoo_names()}
@@ -37,6 +47,7 @@ def specs():
     space = load_space("default")
     cells.update({f"sampled{i}": space.sample(rng) for i in range(3)})
     cells["gather_cell"] = CellSpec.from_yaml(GATHER_CELL)
+    cells["clashing_cell"] = CellSpec.from_yaml(CLASHING_CELL)
     return cells
 
 
@@ -169,3 +180,13 @@ def test_exported_state_dict_keys_equal_the_package_cell(tmp_path):
         exported.load_state_dict(package.state_dict(), strict=True)
         x = torch.randn(1, CHANNELS, 2, 3, 3)
         assert torch.equal(exported(x), x)    # identity at initialisation, as the package cell
+
+
+def test_state_dict_keys_name_the_nodes_and_stay_put_for_the_zoo_cells():
+    """Zoo cells keep `ops.<node name>.<layer>` keys; a node named after a ModuleDict attribute is `ops.node:<name>`."""
+    for name in zoo_names():
+        spec = load_zoo(name)
+        keys = [key for key in build(spec, CHANNELS).state_dict() if key.startswith("ops.")]
+        assert {key.split(".")[1] for key in keys} <= {node.name for node in spec.nodes}, name
+    keys = {key.split(".")[1] for key in build(SPECS["clashing_cell"], CHANNELS).state_dict() if key.startswith("ops.")}
+    assert keys == {"node:keys", "node:forward", "node:training"}
