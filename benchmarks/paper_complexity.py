@@ -22,7 +22,10 @@ from benchmarks.results import table, write_section  # noqa: E402
 from attnas.cells.backbones import create_backbone  # noqa: E402
 from attnas.cells.backbones.resnet3d import RESNET50, create_resnet3d  # noqa: E402
 from attnas.cells.complexity import count_macs  # noqa: E402
+from attnas.cells.cell import build  # noqa: E402
 from attnas.cells.insert import insert  # noqa: E402
+from attnas.cells.ops import DotAttention  # noqa: E402
+from attnas.search_space import CellSpec  # noqa: E402
 
 # (label, backbone, cell, placements, paper #params, paper MACs ("FLOPs"), paper delta MACs, source)
 PAPER = [
@@ -84,6 +87,12 @@ def hand_count(cell: str, channels: int, positions: int) -> int:
     return convs + 2 * c * c * positions  # G = A B^T and Z = G V: two c x n x P products (left association)
 
 
+def heads_padding(model: nn.Module) -> int:
+    """Channels zero-padded in the model's dot_attention ops: heads x ceil(c / heads) - c each."""
+    return sum(-(-op.q.out_channels // op.options["heads"]) * op.options["heads"] - op.q.out_channels
+               for op in model.modules() if isinstance(op, DotAttention))
+
+
 def elementwise_macs(model: nn.Module) -> int:
     """Elements written by BatchNorm, ReLU and max-pool layers on the model's input: an upper bound on what counting
     elementwise work as one multiply-add each would add."""
@@ -113,6 +122,7 @@ def main() -> None:
     results = {}
     rows = []
     worst_small = 0.0
+    padded_channels = 0
     for label, backbone, cell, at, paper_params, paper_macs, paper_delta, source in PAPER:
         if args.quick and backbone == "resnet50":
             continue
@@ -121,7 +131,9 @@ def main() -> None:
             counted = count_macs(model)
             base_macs[backbone] = counted.macs
         else:
-            counted = count_macs(insert(model, cell, at=at))
+            model = insert(model, cell, at=at)
+            padded_channels += heads_padding(model)
+            counted = count_macs(model)
         delta = counted.macs - base_macs[backbone]
         results[label] = counted
         if backbone != "resnet50":
@@ -143,6 +155,22 @@ def main() -> None:
             hand = hand_count(cell, widths[stage], positions[stage])
             hand_rows.append([cell, stage, widths[stage], positions[stage], f"{hand:,}", f"{measured:,}",
                               "equal" if hand == measured else f"differ by {measured - hand:,}"])
+
+    # Issue 20: two heads at an odd inner width c pad Q, K, V to c + 1 channels. The cost, on one spatiotemporal
+    # two-head softmax dot_attention cell (width 1/4) at conv4's 8x14x14 positions, against the unpadded count.
+    head_rows = []
+    conv4_positions = positions["conv4"]
+    for channels in (508, 512):
+        spec = CellSpec.from_nodes([{"name": "attend", "op": "dot_attention", "inputs": {"query": "input",
+                                     "key": "input"}, "dim": "spatiotemporal", "similarity": "softmax", "heads": 2}],
+                                   width=0.25)
+        with torch.device("meta"):
+            cell = build(spec, channels)
+        measured = count_macs(cell, torch.zeros(1, channels, 8, 14, 14, device="meta")).macs
+        c = cell.inner_channels
+        unpadded = 4 * channels * c * conv4_positions + 2 * conv4_positions * conv4_positions * c
+        head_rows.append([channels, c, heads_padding(cell), f"{unpadded:,}", f"{measured:,}",
+                          pct(measured, unpadded)])
 
     sizes_rows = []
     for backbone, expected in TABLE1_SIZES.items():
@@ -201,6 +229,14 @@ def main() -> None:
         "(scaled_dot_product_attention for non-local, bmm for A^2) exactly:",
         "",
         table(["cell", "at", "C", "P", "hand-counted MACs", "FlopCounterMode MACs", "check"], hand_rows),
+        "",
+        "**Heads at any inner width (issue 20).** A dot_attention's heads are ceil(c / heads) wide, Q, K and V "
+        "zero-padded to a multiple of the heads when heads does not divide c. The cells of the tables above have "
+        f"one head: {padded_channels} channels are padded in all of them, so none of their figures changes. The "
+        "cost where padding happens, on one two-head spatiotemporal softmax dot_attention cell (width 1/4) at "
+        "conv4's 8x14x14 positions, against the count without padding (4 C c P + 2 P^2 c):",
+        "",
+        table(["C", "c", "padded channels", "unpadded MACs", "FlopCounterMode MACs", "cost"], head_rows),
         "",
         "**Output size per stage (C x T x H x W)** against Table 1:",
         "",
