@@ -93,3 +93,31 @@ output: [b]
         expected = cell(x)
         assert (expected - x).abs().max() > 1e-2
         torch.testing.assert_close(supernet.eval()(x), expected, atol=1e-5, rtol=1e-5)
+
+
+ODD_CELL = """
+# Two heads at an odd inner width (0.5 x 6 channels = 3) and node names nn.ModuleDict uses: issue 20.
+width: 0.5
+nodes:
+  keys: {op: dot_attention, inputs: {query: input, key: input}, dim: temporal, similarity: scaled_softmax, heads: 2}
+  forward: {op: map_attention, inputs: {x: keys}, dim: spatial, gate: sigmoid, pooling: avg, kernel: 3}
+output: [forward]
+"""
+
+
+@pytest.mark.slow
+def test_cli_evaluates_a_two_head_cell_with_clashing_names_at_an_odd_inner_width(tmp_path, capsys):
+    """The user's path: `attnas evaluate cell.yaml --config experiment.yaml` on a proxy whose placement has 6
+    channels. Before issue 20 the trial failed (heads=2 does not divide 3) and `keys` could not be built."""
+    from attnas.experiments.cli import main
+    from tests.experiments.tiny import write_tiny
+
+    cell_path = tmp_path / "odd.yaml"
+    cell_path.write_text(ODD_CELL)
+    config = write_tiny(tmp_path, evaluator={
+        "data": {"train_size": 32, "validation_size": 16, "test_size": 16, "cache_dir": str(tmp_path / "cache")},
+        "epochs": 1, "batch_size": 16, "eval_batch_size": 16, "pretrain_epochs": 0, "measure_latency": False,
+        "backbone_args": {"stem_width": 6, "widths": [6, 8, 8]}, "at": ["conv2:0"]})
+    assert main(["evaluate", str(cell_path), "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert CellSpec.from_yaml(ODD_CELL).hash in out and "top1" in out
