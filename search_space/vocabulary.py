@@ -90,7 +90,7 @@ OPERATIONS: dict[str, Operation] = {
             attributes={
                 "dim": _dim(POSITION_DIMS),
                 "similarity": Attribute("similarity", str, ("softmax", "scaled_softmax", "dot"), "softmax"),
-                "heads": Attribute("heads", int, None, 1, expectation="a positive integer (heads of width ceil(inner width / heads))"),
+                "heads": Attribute("heads", int, None, 1, expectation="a positive integer"),
             },
             summary="pairwise attention: softmax(Q K^T) V with Q from query, K and V from key (non-local, Transformer)",
         ),
