@@ -74,7 +74,8 @@ def test_folder_layout_splits_labels_cache_and_corrupt_file(tmp_path, caplog, mo
     with caplog.at_level(logging.WARNING):
         data = {s: folder.load(s) for s in ("train", "validation", "test")}
     broken_split = next(s for s in names if "run/run_broken.mp4" in names[s])
-    assert folder.skipped[broken_split] == [("run/run_broken.mp4", "could not be decoded")]
+    assert folder.skipped[broken_split] == [("run/run_broken.mp4", "could not be decoded: Invalid data found when "
+                                                                   "processing input")]
     assert sum("skipped 1 of" in r.message for r in caplog.records) == 1  # one warning line, no exception
     for split, part in data.items():
         assert part.clips.shape == (len(names[split]) - (split == broken_split), 3, 4, 16, 16)
@@ -160,7 +161,7 @@ def test_bad_configuration_raises_one_line(tmp_path):
         FrameSampling(mode="random")
     with pytest.raises(AttnasError, match="crop"):
         FrameSampling(resize=16, crop=32)
-    with pytest.raises(AttnasError, match="not a folder"):
+    with pytest.raises(AttnasError, match="video root not found"):
         VideoFolder(tmp_path / "absent")
     with pytest.raises(AttnasError, match="classInd.txt"):
         VideoFolder(tmp_path, layout="ucf101")
