@@ -441,6 +441,27 @@ class VideoFolder:
                               + (f" ({len(entries)} listed, all skipped)" if entries else " (none listed)"))
         return TaskData(clips, mapped.astype(np.int64), {})
 
+    def scan(self) -> "FolderScan":
+        """Every split's videos per class and the files a load would skip (missing, unreadable, truncated, not a
+        video), read from each file's packets without decoding a frame (what `attnas search --dry-run` shows);
+        raises as `load` does for classes without a usable training video."""
+        counts: dict[str, dict[str, int]] = {}
+        skipped: dict[str, list[tuple[str, str]]] = {}
+        for split in SPLITS:
+            classes, entries = self.entries(split)
+            jobs = [(i, e.path, None) for i, e in enumerate(entries)]
+            usable = np.zeros(len(entries), dtype=bool)
+            skipped[split] = []
+            for index, ok, reason in self._run(_probe_job, jobs):
+                usable[index] = ok
+                if not ok:
+                    skipped[split].append((entries[index].name, reason))
+            labels = np.array([e.label for e, ok in zip(entries, usable) if ok], dtype=np.int64)
+            if split == "train":
+                self._usable_classes(classes, entries, labels)  # raises on classes without a training video
+            counts[split] = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist()))
+        return FolderScan(root=self.root, layout=self.layout, counts=counts, skipped=skipped)
+
     def _usable_classes(self, classes: list[str], entries: list[VideoEntry], labels: np.ndarray) -> np.ndarray:
         """Layout label -> output label; raises (or, with drop_empty_classes, drops) classes with no training clip."""
         counts = np.bincount(labels, minlength=len(classes)) if len(labels) else np.zeros(len(classes), np.int64)
@@ -515,13 +536,40 @@ class VideoFolder:
 
     def _decoded(self, entries: list[VideoEntry], todo: list[int]):
         """(index, clips or None, reason) for each index of `todo`, in order; decoded by `workers` processes."""
-        jobs = [(i, entries[i].path, self.sampling) for i in todo]
+        return self._run(_decode_job, [(i, entries[i].path, self.sampling) for i in todo])
+
+    def _run(self, job: Callable, jobs: list):
+        """`job` over `jobs`, in order, in `workers` processes (here when 1)."""
         if self.workers <= 1 or len(jobs) < 2:
-            yield from map(_decode_job, jobs)
+            yield from map(job, jobs)
             return
         context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads (torch, Ray)
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-            yield from pool.map(_decode_job, jobs, chunksize=4)
+            yield from pool.map(job, jobs, chunksize=4)
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """What `VideoFolder.scan` found: videos per class per split that a load would keep, and those it would skip."""
+
+    root: Path
+    layout: str
+    counts: dict[str, dict[str, int]]
+    skipped: dict[str, list[tuple[str, str]]]
+
+    def lines(self) -> list[str]:
+        """A few lines for the console: totals per split, the smallest classes, the skipped files."""
+        out = [f"data check ({self.layout} layout under {self.root}, every file's packets read, nothing decoded):"]
+        for split, per_class in self.counts.items():
+            smallest = sorted(per_class.items(), key=lambda item: item[1])[:3]
+            out.append(f"  {split}: {sum(per_class.values())} videos in {len(per_class)} classes (fewest: "
+                       + ", ".join(f"{name} {n}" for name, n in smallest) + ")"
+                       + (f"; {len(self.skipped[split])} would be skipped" if self.skipped[split] else ""))
+        skipped = [(split, name, reason) for split, items in self.skipped.items() for name, reason in items]
+        out += [f"  skipped {split}: {name} ({reason})" for split, name, reason in skipped[:SKIPPED_SHOWN]]
+        if len(skipped) > SKIPPED_SHOWN:
+            out.append(f"  ... and {len(skipped) - SKIPPED_SHOWN} more skipped files")
+        return out
 
 
 SKIPPED_SHOWN = 10
@@ -535,15 +583,30 @@ def _decode_job(job: tuple[int, Path | None, FrameSampling]) -> tuple[int, np.nd
         return index, None, "missing"
     try:
         return index, decode_clips(path, sampling), ""
-    except PermissionError as error:
-        return index, None, f"unreadable: {error.strerror or error}"
-    except FileNotFoundError:
-        return index, None, "missing"
     except Exception as error:  # noqa: BLE001 - any failure to decode one file skips that file, with its reason
-        # PyAV's errors carry FFmpeg's message in strerror (str() repeats the path)
-        text = (getattr(error, "strerror", None) or str(error)).strip() or type(error).__name__
-        text = text.splitlines()[0]
-        return index, None, f"could not be decoded: {text[:200]}"
+        return index, None, _skip_reason(error)
+
+
+def _skip_reason(error: Exception) -> str:
+    if isinstance(error, PermissionError):
+        return f"unreadable: {error.strerror or error}"
+    if isinstance(error, FileNotFoundError):
+        return "missing"
+    # PyAV's errors carry FFmpeg's message in strerror (str() repeats the path)
+    text = (getattr(error, "strerror", None) or str(error)).strip() or type(error).__name__
+    return f"could not be decoded: {text.splitlines()[0][:200]}"
+
+
+def _probe_job(job: tuple[int, Path | None, None]) -> tuple[int, bool, str]:
+    """Whether one video would load (its packets read, nothing decoded), and why not."""
+    index, path, _ = job
+    if path is None:
+        return index, False, "missing"
+    try:
+        probe_video(path)
+        return index, True, ""
+    except Exception as error:  # noqa: BLE001 - reported exactly as a load would report it
+        return index, False, _skip_reason(error)
 
 
 def _read_reasons(path: Path) -> dict[int, str]:
