@@ -447,20 +447,25 @@ class VideoFolder:
         raises as `load` does for classes without a usable training video."""
         counts: dict[str, dict[str, int]] = {}
         skipped: dict[str, list[tuple[str, str]]] = {}
-        for split in SPLITS:
+        mapping, dropped = None, []
+        for split in SPLITS:  # train first: it decides which classes are kept
             classes, entries = self.entries(split)
-            jobs = [(i, e.path, None) for i, e in enumerate(entries)]
             usable = np.zeros(len(entries), dtype=bool)
             skipped[split] = []
-            for index, ok, reason in self._run(_probe_job, jobs):
+            for index, ok, reason in self._run(_probe_job, [(i, e.path, None) for i, e in enumerate(entries)]):
                 usable[index] = ok
                 if not ok:
                     skipped[split].append((entries[index].name, reason))
             labels = np.array([e.label for e, ok in zip(entries, usable) if ok], dtype=np.int64)
-            if split == "train":
-                self._usable_classes(classes, entries, labels)  # raises on classes without a training video
-            counts[split] = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist()))
-        return FolderScan(root=self.root, layout=self.layout, counts=counts, skipped=skipped)
+            if mapping is None:
+                mapping = self._usable_classes(classes, entries, labels)  # raises on classes without a video
+                dropped = [name for name, m in zip(classes, mapping) if m < 0]
+            if not (mapping[labels] >= 0).any():
+                raise AttnasError(f"{self.root}: no decodable videos in split {split!r}"
+                                  + (f" ({len(entries)} listed, all skipped)" if entries else " (none listed)"))
+            per_class = np.bincount(labels, minlength=len(classes))
+            counts[split] = {name: int(n) for name, n, m in zip(classes, per_class, mapping) if m >= 0}
+        return FolderScan(root=self.root, layout=self.layout, counts=counts, skipped=skipped, dropped=dropped)
 
     def _usable_classes(self, classes: list[str], entries: list[VideoEntry], labels: np.ndarray) -> np.ndarray:
         """Layout label -> output label; raises (or, with drop_empty_classes, drops) classes with no training clip."""
@@ -556,6 +561,7 @@ class FolderScan:
     layout: str
     counts: dict[str, dict[str, int]]
     skipped: dict[str, list[tuple[str, str]]]
+    dropped: list[str]
 
     def lines(self) -> list[str]:
         """A few lines for the console: totals per split, the smallest classes, the skipped files."""
@@ -565,6 +571,9 @@ class FolderScan:
             out.append(f"  {split}: {sum(per_class.values())} videos in {len(per_class)} classes (fewest: "
                        + ", ".join(f"{name} {n}" for name, n in smallest) + ")"
                        + (f"; {len(self.skipped[split])} would be skipped" if self.skipped[split] else ""))
+        if self.dropped:
+            out.append(f"  dropped {len(self.dropped)} classes without a usable training video: "
+                       + ", ".join(self.dropped))
         skipped = [(split, name, reason) for split, items in self.skipped.items() for name, reason in items]
         out += [f"  skipped {split}: {name} ({reason})" for split, name, reason in skipped[:SKIPPED_SHOWN]]
         if len(skipped) > SKIPPED_SHOWN:
@@ -592,6 +601,8 @@ def _skip_reason(error: Exception) -> str:
         return f"unreadable: {error.strerror or error}"
     if isinstance(error, FileNotFoundError):
         return "missing"
+    if type(error) is ValueError:  # ours: truncated, no video stream, no frames
+        return str(error)
     # PyAV's errors carry FFmpeg's message in strerror (str() repeats the path)
     text = (getattr(error, "strerror", None) or str(error)).strip() or type(error).__name__
     return f"could not be decoded: {text.splitlines()[0][:200]}"
