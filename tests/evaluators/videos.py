@@ -54,7 +54,7 @@ def video_experiment(folder: Path, data: dict, *, name: str = "videos", **change
             "data": {"video_layout": "folder", "video_workers": 1, "cache_dir": str(folder / "cache"),
                      "sampling": {"mode": "dense", "frames": 4, "stride": 2, "resize": 20, "crop": 16}, **data},
             "epochs": 1, "pretrain_epochs": 1, "batch_size": 8, "eval_batch_size": 16, "measure_latency": False,
-            "backbone_args": {"stem_width": 8, "widths": [8, 16]},
+            "backbone_args": {"stem_width": 8, "widths": [8, 16, 16]},
         },
         "budget": {"trials": 2}, "concurrency": 1, "early_stopping": {"scheduler": "none"}, **changes,
     }

@@ -224,3 +224,100 @@ def test_fold_split_dir_annotations_and_validation_fraction_from_the_experiment_
     code, out, err = dry_run(video_experiment(tmp_path, {"video_root": str(kinetics), "video_layout": "kinetics",
                                                          "video_annotations": str(annotations)}), capsys)
     assert code == 0 and "train: 2 videos in 2 classes" in out, err
+
+
+# --------------------------------------------------------------- point 4: the pretrained backbone follows the data
+def _fresh_process():
+    datasets.clear_memo()
+    pretrained.clear_memo()
+
+
+def test_the_pretrained_backbone_is_retrained_when_classes_or_files_change(tmp_path, capsys):
+    root = folder_dataset(tmp_path / "videos")
+    config = video_experiment(tmp_path, {"video_root": str(root)})
+    backbones = tmp_path / "cache" / "backbones"
+    assert main(["evaluate", "none", "--config", config]) == 0
+    assert len(list(backbones.glob("*.pt"))) == 1
+    _fresh_process()
+    assert main(["evaluate", "none", "--config", config]) == 0  # nothing changed: the same backbone
+    assert len(list(backbones.glob("*.pt"))) == 1
+    for k in range(6):  # a new class folder: 4 outputs instead of 3
+        write_video(root / "climb" / f"climb_{k}.mp4", 200, frames=9)
+    _fresh_process()
+    assert main(["evaluate", "none", "--config", config]) == 0, capsys.readouterr().err
+    assert len(list(backbones.glob("*.pt"))) == 2
+    write_video(root / "jump" / "jump_0.mp4", 90, frames=9)  # a changed file
+    _fresh_process()
+    assert main(["evaluate", "none", "--config", config]) == 0
+    assert len(list(backbones.glob("*.pt"))) == 3
+
+
+# ------------------------------------------------------------------- point 10: use_cache false keeps nothing
+def test_use_cache_false_writes_no_cache_anywhere(tmp_path, capsys):
+    root = folder_dataset(tmp_path / "videos")
+    config = video_experiment(tmp_path, {"video_root": str(root), "use_cache": False})
+    assert main(["evaluate", "none", "--config", config]) == 0, capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "default-cache").exists()
+    _fresh_process()
+    cached = video_experiment(tmp_path, {"video_root": str(root)}, name="cached")
+    assert main(["evaluate", "none", "--config", cached]) == 0
+    assert len(list((tmp_path / "cache" / "datasets").glob("*/meta.json"))) == 3
+    assert not (tmp_path / "default-cache").exists()  # the configured cache_dir, not the default one
+
+
+# -------------------------------------------------------------- point 12: cache size limit and `attnas cache`
+def test_attnas_cache_shows_and_clears_and_the_limit_evicts_least_recently_used(tmp_path, capsys, monkeypatch):
+    import time
+
+    root = folder_dataset(tmp_path / "videos")
+    config = video_experiment(tmp_path, {"video_root": str(root)})
+    data = _data_config(config)
+    datasets.load_splits(data)
+    cache_dir = str(tmp_path / "cache")
+    assert main(["cache", "--dir", cache_dir]) == 0
+    out = capsys.readouterr().out
+    assert "3 datasets" in out and out.count("videos folder") == 3
+    entries = sorted((tmp_path / "cache" / "datasets").glob("*/meta.json"))
+    # the train split used last: it survives a limit that holds one entry
+    time.sleep(0.05)
+    _fresh_process()
+    train = datasets.video_folder(data, cache=datasets.ArrayCache(tmp_path / "cache" / "datasets"))
+    train.load("train")
+    used_last = max(entries, key=lambda m: m.stat().st_mtime).parent
+    size = sum(p.stat().st_blocks * 512 for p in used_last.rglob("*"))
+    assert main(["cache", "--dir", cache_dir, "--limit", str(size)]) == 0
+    assert "removed 2 least recently used" in capsys.readouterr().out
+    assert [m.parent for m in (tmp_path / "cache" / "datasets").glob("*/meta.json")] == [used_last]
+    # ATTNAS_CACHE_LIMIT evicts after every new entry
+    monkeypatch.setenv("ATTNAS_CACHE_LIMIT", str(size))
+    _fresh_process()
+    datasets.load_splits(data)  # train read from the cache, validation and test written again
+    left = [m.parent for m in (tmp_path / "cache" / "datasets").glob("*/meta.json")]
+    assert 1 <= len(left) < 3 and sum(p.stat().st_blocks * 512 for e in left for p in e.rglob("*")) <= size
+    assert main(["cache", "--dir", cache_dir, "--clear"]) == 0
+    assert not list((tmp_path / "cache").glob("*/*"))
+    assert main(["cache", "--dir", cache_dir, "--limit", "lots"]) == 2
+    assert "--limit: expected a size such as 500M or 20G, got 'lots'" in capsys.readouterr().err
+
+
+# --------------------------------------------------- point 2: skipped files reach the console, run folder, history
+@pytest.mark.slow
+def test_a_search_lists_skipped_videos_in_console_run_folder_and_history(tmp_path, capsys):
+    from attnas.experiments.run_folder import open_run
+
+    root = folder_dataset(tmp_path / "videos")
+    truncate(write_video(root / "run" / "cut.mp4", 0, frames=40, noise=True, faststart=True))
+    (root / "swim" / "notes.mp4").write_bytes(b"this is not a video" * 20)
+    config = video_experiment(tmp_path, {"video_root": str(root)}, budget={"trials": 1})
+    assert main(["search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 videos (1 truncated or corrupt, 1 could not be decoded)" in out, out
+    listing = (tmp_path / "runs" / "videos" / "skipped_videos.tsv").read_text().splitlines()
+    assert listing[0] == "split\tvideo\treason"
+    rows = sorted(line.split("\t")[1:] for line in listing[1:])
+    assert [name for name, _ in rows] == ["run/cut.mp4", "swim/notes.mp4"]
+    assert rows[0][1].startswith("truncated") and rows[1][1].startswith("could not be decoded")
+    history = open_run(tmp_path / "runs" / "videos").history()
+    assert history.metadata["skipped_videos"] == 2
+    assert sorted(r.split("\t")[1] for r in history.trials()[0].attrs["skipped_videos"]) == ["run/cut.mp4",
+                                                                                             "swim/notes.mp4"]
