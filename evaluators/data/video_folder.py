@@ -548,7 +548,10 @@ class VideoFolder:
         if self.workers <= 1 or len(jobs) < 2:
             yield from map(job, jobs)
             return
-        context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads (torch, Ray)
+        # forkserver: no fork of a process that may hold threads (torch, Ray), and the modules a job needs are
+        # imported once by the server, not by every worker (spawn would import torch in each)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
             yield from pool.map(job, jobs, chunksize=4)
 
