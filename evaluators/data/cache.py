@@ -3,7 +3,8 @@
 An entry is keyed by a hash of everything that determines its arrays (task fields, generator version, split, size,
 seed). It is written once, to a temporary folder renamed into place, under a file lock, so concurrent trials that
 ask for the same data wait for the first one instead of generating it again; afterwards every reader memory-maps the
-same .npy files, so N trials on a machine share one copy in the page cache.
+same .npy files, so N trials on a machine share one copy in the page cache. Reading an entry marks it used; with a
+size limit ($ATTNAS_CACHE_LIMIT, or `attnas cache --limit`) the least recently used entries are removed.
 """
 from __future__ import annotations
 

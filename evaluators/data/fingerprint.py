@@ -24,25 +24,27 @@ def data_fingerprint(data: Any) -> str | None:
     return digest.hexdigest()[:20]
 
 
-def _files(place: Path) -> list[tuple[str, int, int]]:
-    if place.is_file():
-        info = place.stat()
-        return [(place.name, info.st_size, info.st_mtime_ns)]
+def walk_files(root: Path, *, onerror=None) -> list[Path]:
+    """Every file under `root`, sorted, following symlinked folders (each real folder once: links that loop are
+    harmless), skipping hidden files and folders (.ipynb_checkpoints, .DS_Store)."""
     found, seen = [], set()
-    for folder, dirs, files in os.walk(place, followlinks=True):
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=onerror):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            try:
-                info = path.stat()
-            except OSError:
-                continue
-            found.append((str(path.relative_to(place)), info.st_size, info.st_mtime_ns))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder) / name for name in files if not name.startswith(".")]
     return sorted(found)
+
+
+def _files(place: Path) -> list[tuple[str, int, int]]:
+    found = []
+    for path in [place] if place.is_file() else walk_files(place):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        found.append((path.name if path == place else str(path.relative_to(place)), info.st_size, info.st_mtime_ns))
+    return found

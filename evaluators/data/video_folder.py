@@ -13,11 +13,14 @@ Layouts (`LAYOUTS`):
 
 Decoding is PyAV. Each video becomes `clips` fixed-size clips of `frames` frames: `uniform` sampling spreads the
 frames over the whole video (TSN style); `dense` takes consecutive frames `stride` apart (as I3D and A^2-Nets train),
-starting at `clips` evenly spaced offsets. Frames are resized so the shorter side is `resize`, then centre-cropped
-to `crop` x `crop`. The decoded clips of a split are written once to the machine's cache (uint8 .npy, memory-mapped
-when read), keyed by the layout, the sampling and every file's path, size and modification time, so repeated trials
-never decode twice. Files PyAV cannot open or decode, and listed videos that are missing, are skipped and counted,
-with one warning line per split, never an exception.
+starting at `clips` evenly spaced offsets. One pass over the packets (nothing decoded) counts the frames and catches
+truncated files; decoding then starts at the key frame before the first sampled frame and converts only the sampled
+frames, resized so the shorter side is `resize`, then centre-cropped to `crop` x `crop`. The decoded clips of a split
+are written once to the machine's cache (uint8 .npy, memory-mapped when read), keyed by the layout, the sampling and
+every file's path, size and modification time, so repeated trials never decode twice; the first load runs in worker
+processes and resumes where an interrupted one stopped. Files that are missing, unreadable or cannot be decoded are
+skipped with their reason (`VideoFolder.skipped`), named in one warning per split, never an exception; a class left
+without a training video is an error (or dropped, with `drop_empty_classes`).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from typing import Callable
 import numpy as np
 
 from attnas.evaluators.data.cache import ArrayCache
+from attnas.evaluators.data.fingerprint import walk_files
 from attnas.evaluators.data.sprites import SPLITS
 from attnas.evaluators.data.synthetic import TaskData
 from attnas.search_space import AttnasError
@@ -206,18 +210,8 @@ def _hash_fraction(name: str) -> float:
 
 
 def _videos_under(root: Path) -> list[Path]:
-    """Every video file under `root`, following symlinked folders (each real folder once), skipping hidden
-    files and folders (.ipynb_checkpoints, .DS_Store)."""
-    found, seen = [], set()
-    for folder, dirs, files in os.walk(root, followlinks=True, onerror=_raise_unreadable):
-        real = os.path.realpath(folder)
-        if real in seen:  # a symlink loop, or two links to one folder
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(folder) / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS]
-    return sorted(found)
+    """Every video file under `root` (symlinked folders followed, hidden ones skipped)."""
+    return [p for p in walk_files(root, onerror=_raise_unreadable) if p.suffix.lower() in VIDEO_EXTENSIONS]
 
 
 def _raise_unreadable(error: OSError) -> None:
