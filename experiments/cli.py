@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "postgresql://user:pass@host/db (default: SQLite in the run folder)")
     search.add_argument("--dry-run", action="store_true", help="check the experiment and print its plan "
                                                                "(resources, budget, data, storage); run nothing")
+    search.add_argument("--no-data-check", action="store_true", help="with --dry-run: do not read the video "
+                                                                      "folder (a cluster experiment on a laptop)")
     search.set_defaults(run=_search)
 
     resume = commands.add_parser("resume", help="continue a stopped search (even after kill -9)",
@@ -179,7 +181,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.dry_run:
         from attnas.experiments.plan import plan
 
-        print("\n".join(plan(config).lines()))
+        print("\n".join(plan(config, check_data=not args.no_data_check).lines()))
         return 0
     name = args.name or config.name
     run = create_run(name, root=args.runs_dir, storage=config.storage)

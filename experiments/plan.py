@@ -53,8 +53,9 @@ class Plan:
         ]
 
 
-def plan(config: ExperimentConfig) -> Plan:
-    """The plan of `config` (already validated by `load_experiment`)."""
+def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
+    """The plan of `config` (already validated by `load_experiment`); `check_data` also scans its video folder
+    (raising AttnasError on what would fail every trial)."""
     space = SearchSpace.from_yaml(config.space_path)
     size = space.count(samples=2000)
     cells = f"{size.cells:,.0f}" if size.exact else f"~{size.cells:.3g}"
@@ -89,7 +90,7 @@ def plan(config: ExperimentConfig) -> Plan:
         trials_per_gpu=int(1 // gpus) if 0 < gpus < 1 else (1 if gpus else None),
         data=source, backbone=evaluator.backbone, placements=tuple(evaluator.at), epochs=evaluator.epochs,
         early_stopping=stopping, storage=config.storage or f"SQLite in runs/{config.name}/history.db",
-        data_check=_scan_videos(evaluator.data) if data.video_root else (),
+        data_check=_scan_videos(evaluator.data) if data.video_root and check_data else (),
     )
 
 
