@@ -335,7 +335,7 @@ def _kinetics_layout(root: Path, split: str, *, fold: int, validation_fraction: 
     entries = []
     for row in rows:
         if _KINETICS_SPLITS[row["split"]] != split or not row["label"]:
-            continue  # the test CSV of some Kinetics releases has no labels: nothing to score on
+            continue  # unlabelled rows (the test CSV as distributed): nothing to train or score on
         try:
             stem = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
         except (TypeError, ValueError):
@@ -356,8 +356,7 @@ class VideoFolder:
     `load(split)` returns TaskData(clips (N * clips, 3, T, crop, crop) uint8, labels (N * clips,)), decoding only
     when the cache has no entry for exactly these files and settings (`cache` None: decoded into memory, nothing
     kept); `skipped[split]` lists (name, reason) of the videos that were missing, unreadable or could not be
-    decoded (each
-    with its reason). A class without a usable training video is an error naming it, or, with `drop_empty_classes`, dropped
+    decoded. A class without a usable training video is an error naming it, or, with `drop_empty_classes`, dropped
     with a warning. `workers` processes decode in parallel (None: one per CPU this process may use, at most 8).
     """
 
