@@ -517,9 +517,12 @@ class VideoFolder:
                     reasons_file.flush()
                     progress[index] = 2
                 if time.monotonic() - reported > PROGRESS_EVERY_S:
+                    # a warning, so that it shows wherever the load runs (console, Ray worker log)
                     reported = time.monotonic()
-                    log.info("VideoFolder %s: decoded %d of %d videos (%.1f/s)", self.root,
-                             len(entries) - len(todo) + done, len(entries), done / (reported - started))
+                    rate = done / max(reported - started, 1e-9)
+                    log.warning("VideoFolder %s: decoding, %d of %d videos done (%.1f/s, about %.0f min left; an "
+                                "interrupted load resumes here)", self.root, len(entries) - len(todo) + done,
+                                len(entries), rate, (len(todo) - done) / rate / 60)
         clips.flush()
         del clips
         status = np.asarray(progress[:len(entries)])
@@ -578,7 +581,7 @@ class FolderScan:
 
 
 SKIPPED_SHOWN = 10
-PROGRESS_EVERY_S = 10.0
+PROGRESS_EVERY_S = 30.0  # between progress lines of a long first load
 
 
 def _decode_job(job: tuple[int, Path | None, FrameSampling]) -> tuple[int, np.ndarray | None, str]:

@@ -294,6 +294,17 @@ def test_cache_entry_is_written_in_place_and_the_first_load_resumes(tmp_path, mo
     assert not list((tmp_path / "cache").glob(".*.partial"))
 
 
+def test_a_long_first_load_shows_its_progress(tmp_path, caplog, monkeypatch):
+    root = folder_dataset(tmp_path / "videos", per_class=3)
+    monkeypatch.setattr(vf, "PROGRESS_EVERY_S", -1.0)  # a line after every video
+    folder = VideoFolder(root, sampling=SAMPLING, cache=ArrayCache(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING):
+        data = folder.load("train")
+    progress = [r.message for r in caplog.records if "decoding," in r.message]
+    assert len(progress) == len(data.labels)
+    assert f"{len(data.labels)} of {len(data.labels)} videos done" in progress[-1]
+
+
 def test_two_worker_processes_decode_the_same_clips(tmp_path):
     root = folder_dataset(tmp_path / "videos", per_class=4)
     (root / "run" / "bad.mp4").write_bytes(b"garbage" * 50)
