@@ -166,7 +166,7 @@ def test_unreadable_root_and_files_are_reported_as_unreadable(tmp_path, capsys):
         root.chmod(0o755)
 
 
-def test_unreadable_files_are_reported_as_unreadable_not_undecodable(tmp_path, monkeypatch):
+def test_unreadable_files_are_reported_as_unreadable_not_undecodable(tmp_path, monkeypatch, capsys):
     """The same as above where the tests run as root: a file whose opening is refused."""
     import builtins
 
@@ -186,6 +186,11 @@ def test_unreadable_files_are_reported_as_unreadable_not_undecodable(tmp_path, m
     skipped = [item for split in ("train", "validation", "test") if folder.load(split) is not None
                for item in folder.skipped[split]]
     assert skipped == [("run/run_0.mp4", "unreadable: Permission denied")]
+    # an unreadable root: one line through the CLI, no PermissionError
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: str(path) != str(root) and real_access(path, mode))
+    assert main(["search", video_experiment(tmp_path, {"video_root": str(root)}), "--dry-run"]) == 2
+    assert f"{root}: cannot read the video root (permission denied)" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------- point 9: VideoFolder options in the experiment file
