@@ -24,7 +24,9 @@ SCHEDULES = ("onecycle", "cosine", "constant")
 class DataConfig:
     """Where the clips come from: a synthetic task (`task`, its `fields`, split sizes, data `seed`), or, when
     `video_root` is set, a `VideoFolder` in `video_layout` with `sampling`. `cache_dir` None = the machine's
-    default cache (~/.cache/attnas or $ATTNAS_CACHE_DIR); `use_cache` False generates in memory every time."""
+    default cache (~/.cache/attnas or $ATTNAS_CACHE_DIR); `use_cache` False generates in memory every time.
+    The `video_*` options and `drop_empty_classes` are `VideoFolder`'s (fold, validation fraction, split-list
+    folder, annotation file, decoding processes)."""
 
     task: str = DEFAULT_TASK
     fields: dict[str, Any] = field(default_factory=dict)
@@ -37,6 +39,12 @@ class DataConfig:
     sampling: FrameSampling = field(default_factory=FrameSampling)
     cache_dir: str | None = None
     use_cache: bool = True
+    video_fold: int = 1
+    video_validation_fraction: float = 0.1
+    video_split_dir: str | None = None
+    video_annotations: str | None = None
+    video_workers: int | None = None
+    drop_empty_classes: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from attnas.evaluators.config import DataConfig
@@ -21,6 +21,7 @@ class Splits:
     test: TaskData
     num_classes: int
     clip_shape: tuple[int, int, int, int]
+    skipped: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # split -> (video, reason) skipped
 
     def split(self, name: str) -> TaskData:
         if name not in ("train", "validation", "test"):
@@ -46,14 +47,22 @@ def _build(config: DataConfig) -> Splits:
         root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         cache = ArrayCache(root / "datasets")
     if config.video_root is not None:
-        folder = VideoFolder(config.video_root, layout=config.video_layout, sampling=config.sampling,
-                             cache=cache or ArrayCache(default_cache_dir() / "datasets"))
+        folder = video_folder(config, cache=cache)
         parts = {name: folder.load(name) for name in ("train", "validation", "test")}
-        return Splits(**parts, num_classes=folder.num_classes, clip_shape=folder.clip_shape)
+        return Splits(**parts, num_classes=folder.num_classes, clip_shape=folder.clip_shape,
+                      skipped=dict(folder.skipped))
     task = create_task(config.task, **config.fields)
     sizes = {"train": config.train_size, "validation": config.validation_size, "test": config.test_size}
     parts = {name: cached_task_data(task, split=name, n=n, seed=config.seed, cache=cache) for name, n in sizes.items()}
     return Splits(**parts, num_classes=task.num_classes, clip_shape=task.clip_shape)
+
+
+def video_folder(config: DataConfig, *, cache: ArrayCache | None = None) -> VideoFolder:
+    """The `VideoFolder` that `config` (with `video_root` set) describes, reading and writing `cache`."""
+    return VideoFolder(config.video_root, layout=config.video_layout, sampling=config.sampling,
+                       fold=config.video_fold, validation_fraction=config.video_validation_fraction,
+                       split_dir=config.video_split_dir, annotations=config.video_annotations, cache=cache,
+                       drop_empty_classes=config.drop_empty_classes, workers=config.video_workers)
 
 
 def clear_memo() -> None:

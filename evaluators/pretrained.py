@@ -26,6 +26,7 @@ from torch import nn
 
 from attnas.evaluators.config import ProxyConfig
 from attnas.evaluators.data.cache import cache_key, default_cache_dir, file_lock
+from attnas.evaluators.data.fingerprint import data_fingerprint
 from attnas.search_space import AttnasError
 
 _MEMO: dict[str, dict[str, torch.Tensor]] = {}
@@ -45,10 +46,16 @@ def pretrained_backbone(config: ProxyConfig, device: torch.device) -> dict[str, 
 
     pretraining = pretraining_config(config)
     key = cache_key({"trial": trial_identity(pretraining, "none"), "device": device.type,
-                     "torch": torch.__version__})
+                     "torch": torch.__version__, **_data_key(config)})
     if key not in _MEMO:
         _MEMO[key] = _cached(pretraining, key) if config.data.use_cache else _train(pretraining)
     return _MEMO[key]
+
+
+def _data_key(config: ProxyConfig) -> dict[str, str]:
+    """The files the backbone is trained on, for video data (a changed file or class folder, a new backbone)."""
+    fingerprint = data_fingerprint(config.data)
+    return {"data_files": fingerprint} if fingerprint else {}
 
 
 def _cached(pretraining: ProxyConfig, key: str) -> dict[str, torch.Tensor]:

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "postgresql://user:pass@host/db (default: SQLite in the run folder)")
     search.add_argument("--dry-run", action="store_true", help="check the experiment and print its plan "
                                                                "(resources, budget, data, storage); run nothing")
+    search.add_argument("--no-data-check", action="store_true", help="with --dry-run: do not read the video "
+                                                                      "folder (a cluster experiment on a laptop)")
     search.set_defaults(run=_search)
 
     resume = commands.add_parser("resume", help="continue a stopped search (even after kill -9)",
@@ -129,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     references.add_argument("--cells", default="none,non_local,double_attention",
                             help="comma-separated reference cells (default: none,non_local,double_attention)")
     references.set_defaults(run=_references)
+
+    cache = commands.add_parser("cache", help="show or clear the machine's cache of decoded data and pretrained "
+                                              "backbones")
+    cache.add_argument("--dir", help="cache folder (default: $ATTNAS_CACHE_DIR, else ~/.cache/attnas)")
+    what = cache.add_mutually_exclusive_group()
+    what.add_argument("--clear", action="store_true", help="remove every entry")
+    what.add_argument("--limit", metavar="SIZE", help="remove least recently used datasets until the cache fits "
+                                                      "SIZE (e.g. 20G); $ATTNAS_CACHE_LIMIT does this after "
+                                                      "every new entry")
+    cache.set_defaults(run=_cache)
     return parser
 
 
@@ -169,7 +181,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.dry_run:
         from attnas.experiments.plan import plan
 
-        print("\n".join(plan(config).lines()))
+        print("\n".join(plan(config, check_data=not args.no_data_check).lines()))
         return 0
     name = args.name or config.name
     run = create_run(name, root=args.runs_dir, storage=config.storage)
@@ -225,6 +237,10 @@ def _run(config, run, args: argparse.Namespace) -> int:
     summary = run_search(config, run, address=args.address, progress=False if args.quiet else None)
     print(f"\nsearch {run.name!r}: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed "
           f"trials in {summary.wall_time_s:.0f} s")
+    from attnas.experiments.skipped_videos import report_skipped_videos
+
+    for line in report_skipped_videos(run):
+        print(line)
     if summary.best is None:
         print("no trial completed; see the failure reasons with `attnas status " f"{run.path}`")
         return 1
@@ -338,6 +354,16 @@ def _references(args: argparse.Namespace) -> int:
     if not cells:
         raise UsageError("--cells: expected at least one reference cell name")
     score_references(args.run_dir, cells=cells)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from attnas.experiments.cache_command import cache_lines, clear_cache, default_root
+
+    root = default_root(args.dir)
+    if args.clear or args.limit:
+        print(clear_cache(root, None if args.clear else args.limit))
+    print("\n".join(cache_lines(root)))
     return 0
 
 

@@ -33,6 +33,7 @@ class Plan:
     epochs: int
     early_stopping: str
     storage: str
+    data_check: tuple[str, ...] = ()  # what scanning the video folder found (evaluators VideoFolder.scan)
 
     def lines(self) -> list[str]:
         gpu = (f"{self.gpus_per_trial:g} GPU each ({self.trials_per_gpu} trials share a GPU)"
@@ -48,11 +49,13 @@ class Plan:
             f"each trial: {self.backbone} with the cell at {', '.join(self.placements)}, {self.epochs} epochs on "
             f"{self.data}; early stopping: {self.early_stopping}",
             f"history: {self.storage}",
+            *self.data_check,
         ]
 
 
-def plan(config: ExperimentConfig) -> Plan:
-    """The plan of `config` (already validated by `load_experiment`)."""
+def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
+    """The plan of `config` (already validated by `load_experiment`); `check_data` also scans its video folder
+    (raising AttnasError on what would fail every trial)."""
     space = SearchSpace.from_yaml(config.space_path)
     size = space.count(samples=2000)
     cells = f"{size.cells:,.0f}" if size.exact else f"~{size.cells:.3g}"
@@ -87,4 +90,13 @@ def plan(config: ExperimentConfig) -> Plan:
         trials_per_gpu=int(1 // gpus) if 0 < gpus < 1 else (1 if gpus else None),
         data=source, backbone=evaluator.backbone, placements=tuple(evaluator.at), epochs=evaluator.epochs,
         early_stopping=stopping, storage=config.storage or f"SQLite in runs/{config.name}/history.db",
+        data_check=_scan_videos(evaluator.data) if data.video_root and check_data else (),
     )
+
+
+def _scan_videos(data) -> tuple[str, ...]:
+    """Check the video folder as a search would read it (root, layout, annotation files, every file's packets,
+    classes without a usable training video), without decoding; raises AttnasError on what would fail trials."""
+    from attnas.evaluators.datasets import video_folder
+
+    return tuple(video_folder(data).scan().lines())

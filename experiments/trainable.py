@@ -66,11 +66,26 @@ def train_trial(config: dict) -> None:
         final.update({"macs": result.macs, "params": result.params, "wall_time_s": result.wall_time,
                       "latency_ms": None if result.latency is None else result.latency * 1000.0,
                       "resumed_from": result.resumed_from or 0,
-                      "trainable_s": time.perf_counter() - entered})
+                      "trainable_s": time.perf_counter() - entered, **skipped_videos(settings.data)})
         tune.report({k: v for k, v in final.items() if v is not None},
                     checkpoint=tune.Checkpoint.from_directory(str(work)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def skipped_videos(data) -> dict[str, list[str]]:
+    """{"skipped_videos": ["split<TAB>video<TAB>reason", ...]} for the videos the trial's data skipped (the first
+    MAX_SKIPPED_LISTED), {} if none: the driver records them with the trial, the CLI lists them in the run folder."""
+    from attnas.evaluators.datasets import load_splits
+
+    if data.video_root is None:
+        return {}
+    rows = [f"{split}\t{name}\t{reason}" for split, items in load_splits(data).skipped.items()
+            for name, reason in items]
+    return {"skipped_videos": rows[:MAX_SKIPPED_LISTED]} if rows else {}
+
+
+MAX_SKIPPED_LISTED = 10_000
 
 
 def _tune_metrics(metrics: dict, *, epoch: int, node: str) -> dict:

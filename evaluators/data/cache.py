@@ -3,7 +3,8 @@
 An entry is keyed by a hash of everything that determines its arrays (task fields, generator version, split, size,
 seed). It is written once, to a temporary folder renamed into place, under a file lock, so concurrent trials that
 ask for the same data wait for the first one instead of generating it again; afterwards every reader memory-maps the
-same .npy files, so N trials on a machine share one copy in the page cache.
+same .npy files, so N trials on a machine share one copy in the page cache. Reading an entry marks it used; with a
+size limit ($ATTNAS_CACHE_LIMIT, or `attnas cache --limit`) the least recently used entries are removed.
 """
 from __future__ import annotations
 
@@ -11,17 +12,51 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from attnas.evaluators.data.synthetic import SyntheticTask, TaskData
+from attnas.search_space import AttnasError
 
 ENV_VAR = "ATTNAS_CACHE_DIR"
+LIMIT_VAR = "ATTNAS_CACHE_LIMIT"
+_UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One complete cache entry: its folder, size on disk, last use (epoch seconds) and what it holds."""
+
+    path: Path
+    bytes: int
+    last_used: float
+    description: dict[str, Any]
+
+
+def parse_size(text: str, *, where: str = "cache size limit") -> int:
+    """Bytes from a size such as 500M, 20G, 1.5T or 1000000."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", str(text), flags=re.IGNORECASE)
+    if not match:
+        raise AttnasError(f"{where}: expected a size such as 500M or 20G, got {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def cache_limit() -> int | None:
+    """The size limit of the dataset cache: $ATTNAS_CACHE_LIMIT (e.g. 50G), or None (no limit)."""
+    text = os.environ.get(LIMIT_VAR)
+    return parse_size(text, where=f"${LIMIT_VAR}") if text else None
+
+
+def _disk_bytes(folder: Path) -> int:
+    """Space the files under `folder` take on disk (sparse files count what they use, not their length)."""
+    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
 
 
 def default_cache_dir() -> Path:
@@ -71,20 +106,29 @@ class ArrayCache:
 
         return self.get_or_write(description, write)
 
-    def get_or_write(self, description: dict[str, Any], write: Callable[[Path], None]) -> dict[str, np.ndarray]:
+    def get_or_write(self, description: dict[str, Any], write: Callable[[Path], None], *,
+                     resumable: bool = False) -> dict[str, np.ndarray]:
         """Like `get_or_build`, for data too big for memory: `write(folder)` saves .npy files into `folder` itself
-        (e.g. through `np.lib.format.open_memmap`)."""
+        (e.g. through `np.lib.format.open_memmap`). `resumable`: `folder` is the same for every attempt at this
+        key and survives an interruption, so `write` can continue what an interrupted attempt began."""
         folder = self.path(description)
         if not (folder / "meta.json").exists():
             with file_lock(folder.with_suffix(".lock")):
                 if not (folder / "meta.json").exists():  # another process may have built it while we waited
-                    self._write(folder, description, write)
+                    self._write(folder, description, write, resumable=resumable)
+            self.evict(cache_limit(), keep=folder)
         return self._read(folder)
 
-    def _write(self, folder: Path, description: dict[str, Any], write: Callable[[Path], None]) -> None:
+    def _write(self, folder: Path, description: dict[str, Any], write: Callable[[Path], None], *,
+               resumable: bool = False) -> None:
         self.builds += 1
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        if resumable:
+            tmp = folder.parent / f".{folder.name}.partial"
+            tmp.mkdir(exist_ok=True)
+        else:
+            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        done = False
         try:
             write(tmp)
             names = sorted(p.stem for p in tmp.glob("*.npy"))
@@ -94,12 +138,47 @@ class ArrayCache:
             if folder.exists():
                 shutil.rmtree(folder)  # an incomplete entry left by a killed writer
             os.replace(tmp, folder)
+            done = True
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not (resumable and not done):
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def _read(self, folder: Path) -> dict[str, np.ndarray]:
-        names = json.loads((folder / "meta.json").read_text())["arrays"]
+        meta = folder / "meta.json"
+        names = json.loads(meta.read_text())["arrays"]
+        os.utime(meta)  # "last used", for least-recently-used eviction
         return {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in names}
+
+    def entries(self) -> list[CacheEntry]:
+        """The complete entries under this cache, least recently used first."""
+        found = []
+        for meta in self.root.glob("*/meta.json") if self.root.is_dir() else ():
+            try:
+                description = json.loads(meta.read_text()).get("description", {})
+                used = meta.stat().st_mtime
+            except (OSError, ValueError):
+                continue
+            found.append(CacheEntry(path=meta.parent, bytes=_disk_bytes(meta.parent), last_used=used,
+                                    description=description))
+        return sorted(found, key=lambda e: e.last_used)
+
+    def evict(self, limit_bytes: int | None, *, keep: Path | None = None) -> list[CacheEntry]:
+        """Remove least-recently-used entries until the cache holds at most `limit_bytes` (None: no limit); an
+        entry being read keeps working (its files stay open). Returns the removed entries."""
+        if limit_bytes is None:
+            return []
+        entries = self.entries()
+        total = sum(e.bytes for e in entries)
+        removed = []
+        for entry in entries:
+            if total <= limit_bytes:
+                break
+            if keep is not None and entry.path == keep:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            total -= entry.bytes
+            removed.append(entry)
+        return removed
 
 
 def cached_task_data(task: SyntheticTask, *, split: str, n: int, seed: int,

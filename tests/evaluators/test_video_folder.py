@@ -74,7 +74,8 @@ def test_folder_layout_splits_labels_cache_and_corrupt_file(tmp_path, caplog, mo
     with caplog.at_level(logging.WARNING):
         data = {s: folder.load(s) for s in ("train", "validation", "test")}
     broken_split = next(s for s in names if "run/run_broken.mp4" in names[s])
-    assert folder.skipped[broken_split] == [("run/run_broken.mp4", "could not be decoded")]
+    assert folder.skipped[broken_split] == [("run/run_broken.mp4", "could not be decoded: Invalid data found when "
+                                                                   "processing input")]
     assert sum("skipped 1 of" in r.message for r in caplog.records) == 1  # one warning line, no exception
     for split, part in data.items():
         assert part.clips.shape == (len(names[split]) - (split == broken_split), 3, 4, 16, 16)
@@ -160,7 +161,170 @@ def test_bad_configuration_raises_one_line(tmp_path):
         FrameSampling(mode="random")
     with pytest.raises(AttnasError, match="crop"):
         FrameSampling(resize=16, crop=32)
-    with pytest.raises(AttnasError, match="not a folder"):
+    with pytest.raises(AttnasError, match="video root not found"):
         VideoFolder(tmp_path / "absent")
     with pytest.raises(AttnasError, match="classInd.txt"):
         VideoFolder(tmp_path, layout="ucf101")
+
+
+# ------------------------------------------------------------------------------------- issue 19: streaming decode
+from tests.evaluators.videos import folder_dataset, truncate  # noqa: E402
+from tests.evaluators.videos import write_video as write_any  # noqa: E402
+
+
+def _plain_decode(path, sampling):
+    """The reference: decode every frame with a plain PyAV loop, convert each, pick the sampled ones."""
+    with av.open(str(path)) as container:
+        frames = []
+        for frame in container.decode(container.streams.video[0]):
+            scale = sampling.resize / min(frame.width, frame.height)
+            width, height = max(sampling.crop, round(frame.width * scale)), max(sampling.crop, round(frame.height * scale))
+            frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+    video = np.stack(frames)
+    top, left = (video.shape[1] - sampling.crop) // 2, (video.shape[2] - sampling.crop) // 2
+    video = video[:, top:top + sampling.crop, left:left + sampling.crop]
+    return np.ascontiguousarray(video[sampling.indices(len(video))].transpose(0, 4, 1, 2, 3))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv", ".webm"])
+@pytest.mark.parametrize("mode", ["dense", "uniform"])
+def test_streaming_decode_is_bit_exact_and_converts_only_sampled_frames(tmp_path, monkeypatch, suffix, mode):
+    path = write_any(tmp_path / f"v{suffix}", 7, frames=60, width=64, height=48, noise=True)
+    sampling = FrameSampling(mode=mode, frames=4, stride=3, clips=2, resize=40, crop=32)
+    expected = _plain_decode(path, sampling)
+    converted = []
+    real = av.VideoFrame.to_ndarray
+
+    def counting(frame, *args, **kwargs):
+        converted.append(frame.pts)
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr(av.VideoFrame, "to_ndarray", counting)
+    clips = decode_clips(path, sampling)
+    assert np.array_equal(clips, expected)
+    assert len(converted) == len(np.unique(sampling.indices(60)))  # 8 frames converted of 60
+
+
+def test_dense_decoding_starts_at_the_key_frame_before_the_clip(tmp_path, monkeypatch):
+    """A late clip in a long video: frames before its key frame are never decoded."""
+    path = tmp_path / "long.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options={"g": "10", "keyint_min": "10"})
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(200):
+            image = np.full((32, 32, 3), i % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    sampling = FrameSampling(mode="dense", frames=4, stride=1, clips=1, resize=32, crop=32)  # frames 98..101
+    expected = _plain_decode(path, sampling)
+    decoded = []
+    real_open = av.open
+
+    class Counting:
+        """The container, with every frame it decodes counted."""
+
+        def __init__(self, container):
+            self.container = container
+
+        def __enter__(self):
+            self.container.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.container.__exit__(*exc)
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def decode(self, *args, **kwargs):
+            for frame in self.container.decode(*args, **kwargs):
+                decoded.append(frame.pts)
+                yield frame
+
+    monkeypatch.setattr(av, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    clips = decode_clips(path, sampling)
+    assert np.array_equal(clips, expected)
+    assert len(decoded) <= 4 + 10  # from the key frame at 90 (every 10th) to frame 101, not 102 frames
+
+
+@pytest.mark.parametrize("faststart", [True, False])
+def test_truncated_mp4_raises_naming_the_truncation(tmp_path, faststart):
+    path = truncate(write_any(tmp_path / "cut.mp4", 0, frames=40, noise=True, faststart=faststart))
+    with pytest.raises(Exception, match="truncated|Invalid data|moov"):
+        decode_clips(path, SAMPLING)
+    # the frame-threaded decoder PyAV offers hides it for the faststart file: a few frames, no error
+    if faststart:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            assert 0 < sum(1 for _ in container.decode(stream)) < 40
+
+
+def test_cache_entry_is_written_in_place_and_the_first_load_resumes(tmp_path, monkeypatch):
+    root = folder_dataset(tmp_path / "videos", per_class=8)
+    cache = ArrayCache(tmp_path / "cache")
+    folder = VideoFolder(root, sampling=SAMPLING, cache=cache)
+    train = folder.entries("train")[1]
+    calls = []
+    original = vf.decode_clips
+
+    def interrupted(path, sampling):
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        calls.append(path)
+        return original(path, sampling)
+
+    monkeypatch.setattr(vf, "decode_clips", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        folder.load("train")
+    partial = list((tmp_path / "cache").glob(".*.partial"))
+    assert len(partial) == 1 and sorted(p.name for p in partial[0].iterdir()) == ["clips.npy", "progress.bin",
+                                                                                  "reasons.txt"]
+    # the only big file is the entry itself: no second copy of the clips
+    clips_bytes = len(train) * int(np.prod((3, 4, 16, 16)))
+    assert partial[0].joinpath("clips.npy").stat().st_size < clips_bytes + 4096
+    monkeypatch.setattr(vf, "decode_clips", lambda path, s: calls.append(path) or original(path, s))
+    data = folder.load("train")
+    assert len(calls) == len(train)  # 7 before the interruption, the rest after: none twice
+    assert len(set(calls)) == len(train)
+    fresh = VideoFolder(root, sampling=SAMPLING, cache=None).load("train")
+    assert np.array_equal(np.asarray(data.clips), fresh.clips) and np.array_equal(data.labels, fresh.labels)
+    assert not list((tmp_path / "cache").glob(".*.partial"))
+
+
+def test_a_long_first_load_shows_its_progress(tmp_path, caplog, monkeypatch):
+    root = folder_dataset(tmp_path / "videos", per_class=3)
+    monkeypatch.setattr(vf, "PROGRESS_EVERY_S", -1.0)  # a line after every video
+    folder = VideoFolder(root, sampling=SAMPLING, cache=ArrayCache(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING):
+        data = folder.load("train")
+    progress = [r.message for r in caplog.records if "decoding," in r.message]
+    assert len(progress) == len(data.labels)
+    assert f"{len(data.labels)} of {len(data.labels)} videos done" in progress[-1]
+
+
+def test_two_worker_processes_decode_the_same_clips(tmp_path):
+    root = folder_dataset(tmp_path / "videos", per_class=4)
+    (root / "run" / "bad.mp4").write_bytes(b"garbage" * 50)
+    one = VideoFolder(root, sampling=SAMPLING, cache=None, workers=1)
+    two = VideoFolder(root, sampling=SAMPLING, cache=None, workers=2)
+    for split in ("train", "validation"):
+        a, b = one.load(split), two.load(split)
+        assert np.array_equal(a.clips, b.clips) and np.array_equal(a.labels, b.labels)
+        assert one.skipped[split] == two.skipped[split]
+
+
+def test_the_warning_names_every_skipped_file_up_to_ten(tmp_path, caplog):
+    root = folder_dataset(tmp_path / "videos", per_class=20)
+    for k in range(14):
+        (root / "run" / f"bad{k:02d}.mp4").write_bytes(b"garbage" * 50)
+    folder = VideoFolder(root, sampling=SAMPLING, cache=None, validation_fraction=0.05)
+    with caplog.at_level(logging.WARNING):
+        folder.load("train")
+    skipped = folder.skipped["train"]
+    message = next(r.message for r in caplog.records if "skipped" in r.message)
+    assert all(name in message for name, _ in skipped[:10])
+    if len(skipped) > 10:
+        assert f"and {len(skipped) - 10} more" in message and skipped[10][0] not in message
