@@ -33,14 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from attnas.evaluators.checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, model_weights,
+                                          replica_states, save_checkpoint, trial_identity)
 from attnas.evaluators.config import ProxyConfig
 from attnas.evaluators.datasets import Splits, load_splits
 from attnas.evaluators.pretrained import freeze_front, pretrained_backbone, train_mode
 from attnas.search_space import AttnasError, CellSpec, load_zoo
 
 ReportFn = Callable[[int, dict[str, Any]], Any]
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
 # Kinetics-style normalisation of uint8 pixels; any fixed affine map works, this keeps inputs near zero mean.
 PIXEL_MEAN, PIXEL_STD = 0.45 * 255, 0.225 * 255
 
@@ -134,7 +134,8 @@ class ProxyEvaluator:
         """The weights every trial's backbone starts from (None with `pretrain_epochs` 0: random weights)."""
         if self.config.pretrain_epochs == 0:
             return None
-        return pretrained_backbone(self.config, resolve_device(self.config.device))
+        return pretrained_backbone(self.config, resolve_device(self.config.device),
+                                   train=train_backbone_alone)
 
     def build_model(self, spec: CellSpec | str | None, num_classes: int,
                     clip_shape: tuple[int, int, int, int], *, seed: int | None = None,
@@ -189,7 +190,7 @@ class ProxyEvaluator:
                 replica.optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
         first_epoch = 0
         identity = trial_identity(config, result.spec_hash)
-        checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+        checkpoint = checkpoint_path(checkpoint_dir) if checkpoint_dir else None
         if checkpoint is not None and checkpoint.exists():
             first_epoch = _load_checkpoint(checkpoint, identity, replicas, result, device)
             result.resumed_from = first_epoch
@@ -404,44 +405,39 @@ def _mean_metrics(per_seed: list[dict[str, float | None]]) -> dict[str, float | 
             for key in per_seed[0]}
 
 
-def trial_identity(config: ProxyConfig, spec_hash: str | None) -> str:
-    """What a checkpoint must match to be resumed by this trial: the cell and every setting except resources."""
-    settings = config.to_dict()
-    for resource in ("device", "threads", "measure_latency", "latency_batch", "eval_batch_size"):
-        settings.pop(resource)
-    return json.dumps({"spec": spec_hash, "config": settings}, sort_keys=True, default=list)
-
-
 def _save_checkpoint(path: Path, identity: str, replicas: list["_Replica"], result: EvaluationResult) -> None:
-    # the first model's state sits at the top level, where export and `attnas train` read it
-    first, others = replicas[0], replicas[1:]
-    state = {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": result.epochs, **first.state_dict(),
-             "replicas": [replica.state_dict() for replica in others],
-             "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-             "curve": json.dumps(result.curve)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a worker killed mid-write leaves the previous checkpoint intact
+    save_checkpoint(path, identity=identity, epoch=result.epochs, replicas=[r.state_dict() for r in replicas],
+                    curve=result.curve)
 
 
 def _load_checkpoint(path: Path, identity: str, replicas: list["_Replica"], result: EvaluationResult,
                      device: torch.device) -> int:
-    state = torch.load(path, map_location=device, weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise _TrialFailed(f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-    if state["identity"] != identity:
-        raise _TrialFailed(f"{path}: checkpoint belongs to another cell or configuration; remove it or use another "
-                           "checkpoint_dir")
-    for replica, saved in zip(replicas, [state, *state.get("replicas", [])]):
+    try:
+        state = load_checkpoint(path, identity=identity, map_location=device)
+    except CheckpointError as error:
+        raise _TrialFailed(str(error)) from None
+    for replica, saved in zip(replicas, replica_states(state)):
         replica.load_state_dict(saved)
     torch.set_rng_state(state["torch_rng"].cpu())
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    result.curve = json.loads(state["curve"])
+    result.curve = state["curve"]
     result.epochs = int(state["epoch"])
     if result.curve:
         last = result.curve[-1]
         result.top1, result.top5, result.loss = last["top1"], last["top5"], last["loss"]
     return result.epochs
+
+
+def train_backbone_alone(pretraining: ProxyConfig) -> dict[str, torch.Tensor]:
+    """The final weights of a trial of the backbone alone run as `pretraining` says (evaluators.pretrained caches
+    them); raises AttnasError if that trial fails."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="attnas-pretrain-") as folder:
+        result = ProxyEvaluator(pretraining).evaluate(None, checkpoint_dir=folder)
+        if result.status != "ok":
+            epochs = f"{pretraining.epochs} epoch" + ("s" if pretraining.epochs != 1 else "")
+            raise AttnasError(f"pretraining the backbone alone ({epochs} at seed {pretraining.seed}) failed: "
+                              f"{result.reason}")
+        return model_weights(folder)
