@@ -32,9 +32,11 @@ _MEMO: dict[str, dict[str, torch.Tensor]] = {}
 
 def pretraining_config(config: ProxyConfig) -> ProxyConfig:
     """The trial of the backbone alone whose final weights every trial of `config` starts from."""
-    # freeze_front is moot without pretraining; fixing it keeps one cache entry for both of its values
+    # freeze_front is moot without pretraining and validation does not move the weights; fixing them keeps one
+    # cache entry for all their values
     return replace(config, epochs=config.pretrain_epochs, seed=config.pretrain_seed, pretrain_epochs=0,
-                   freeze_front=False, repeats=1, measure_latency=False)
+                   freeze_front=False, repeats=1, measure_latency=False,
+                   validation_subset=ProxyConfig.validation_subset)
 
 
 def pretrained_backbone(config: ProxyConfig, device: torch.device, *,

@@ -37,12 +37,11 @@ from attnas.evaluators.checkpoint import (CheckpointError, checkpoint_path, load
                                           replica_states, save_checkpoint, trial_identity)
 from attnas.evaluators.config import ProxyConfig
 from attnas.evaluators.datasets import Splits, load_splits
+from attnas.evaluators.features import TrialInputs, batch_tensors, trial_inputs
 from attnas.evaluators.pretrained import freeze_front, pretrained_backbone, train_mode
 from attnas.search_space import AttnasError, CellSpec, load_zoo
 
 ReportFn = Callable[[int, dict[str, Any]], Any]
-# Kinetics-style normalisation of uint8 pixels; any fixed affine map works, this keeps inputs near zero mean.
-PIXEL_MEAN, PIXEL_STD = 0.45 * 255, 0.225 * 255
 
 
 @dataclass
@@ -77,6 +76,7 @@ class EvaluationResult:
     seed: int = 0
     device: str = "cpu"
     resumed_from: int | None = None
+    feature_path: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -185,6 +185,10 @@ class ProxyEvaluator:
         steps_per_epoch = batch_count(len(splits.train.labels), config.batch_size)
         for replica in replicas:
             replica.model.to(device)
+        with _timer(times, "features"):
+            inputs = trial_inputs(config, replicas[0].model, replicas[0].frozen, splits, device, test=test)
+        result.feature_path = inputs.path
+        for replica in replicas:
             replica.optimizer = make_optimizer(replica.model, config)
             replica.scheduler = torch.optim.lr_scheduler.LambdaLR(
                 replica.optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
@@ -200,14 +204,16 @@ class ProxyEvaluator:
         result.status = "ok"
         for epoch in range(first_epoch, config.epochs):
             per_seed = []
+            rows = validation_rows(len(splits.validation.labels), config, last=epoch + 1 == config.epochs)
             for replica in replicas:
                 with _timer(times, "train"):
-                    train_loss = self._train_epoch(replica, splits, epoch, device, amp)
+                    train_loss = self._train_epoch(replica, inputs, epoch, device, amp)
                 with _timer(times, "validate"):
-                    scores = score(replica.model, splits.validation, config.eval_batch_size, device, amp,
-                                   splits.num_classes)
+                    scores = score(replica.model, inputs.splits.validation, config.eval_batch_size, device, amp,
+                                   splits.num_classes, inputs=inputs, rows=rows)
                 per_seed.append({"train_loss": train_loss, **scores})
-            metrics = {"epoch": epoch + 1, **_mean_metrics(per_seed), "lr": replicas[0].scheduler.get_last_lr()[0]}
+            metrics = {"epoch": epoch + 1, **_mean_metrics(per_seed), "lr": replicas[0].scheduler.get_last_lr()[0],
+                       "validated_on": len(rows)}
             if len(replicas) > 1:
                 metrics["top1_per_seed"] = [m["top1"] for m in per_seed]
             result.curve.append(metrics)
@@ -222,27 +228,30 @@ class ProxyEvaluator:
 
         if test:
             with _timer(times, "test"):
-                scores = _mean_metrics([score(r.model, splits.test, config.eval_batch_size, device, amp,
-                                              splits.num_classes) for r in replicas])
+                scores = _mean_metrics([score(r.model, inputs.splits.test, config.eval_batch_size, device, amp,
+                                              splits.num_classes, inputs=inputs) for r in replicas])
             result.test_top1, result.test_top5, result.test_loss = scores["top1"], scores["top5"], scores["loss"]
         if config.measure_latency:
             with _timer(times, "latency"):
                 example = torch.zeros(config.latency_batch, *splits.clip_shape, device=device)
                 result.latency = _latency(replicas[0].model, example, amp)
 
-    def _train_epoch(self, replica: "_Replica", splits: Splits, epoch: int, device: torch.device,
+    def _train_epoch(self, replica: "_Replica", inputs: TrialInputs, epoch: int, device: torch.device,
                      amp: contextlib.AbstractContextManager) -> float:
         config = self.config
         model, optimizer, scheduler = replica.model, replica.optimizer, replica.scheduler
         train_mode(model, replica.frozen)
-        n = len(splits.train.labels)
-        # the data order is a pure function of (seed, epoch): a resumed trial sees the same batches
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(replica.seed * 100_003 + epoch)).numpy()
+        train = inputs.splits.train
+        n = len(train.labels)
+        # the data order (and augmentation) is a pure function of (seed, epoch): a resumed trial sees the same batches
+        generator = torch.Generator().manual_seed(replica.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=generator).numpy()
+        flip = torch.rand(n, generator=generator).numpy() < 0.5 if inputs.flip else None
         total, count = 0.0, 0
         for step, batch in enumerate(batch_indices(order, config.batch_size)):
-            x, y = to_tensors(splits.train, batch, device)
+            x, y = inputs.tensors(train, batch, device, flip=flip)
             with amp:
-                logits = model(x)
+                logits = inputs.forward(model, x)
             loss = self._loss(logits.float(), y)
             if not torch.isfinite(loss):
                 raise _TrialFailed(f"diverged: training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
@@ -279,18 +288,29 @@ def resolve_device(name: str) -> torch.device:
         raise AttnasError(f"proxy config: device must be auto, cpu, cuda or cuda:K, got {name!r}") from None
 
 
+def validation_rows(n: int, config: ProxyConfig, *, last: bool) -> np.ndarray:
+    """The validation clips an epoch is scored on: all `n` at the last epoch (the reward) or with
+    `validation_subset` 0, else a fixed subset of `validation_subset` (the same in every trial and epoch)."""
+    if last or config.validation_subset == 0 or config.validation_subset >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).permutation(n)[:config.validation_subset])
+
+
 def score(model: nn.Module, data, batch_size: int, device: torch.device, amp: contextlib.AbstractContextManager,
-          num_classes: int) -> dict[str, float | None]:
-    """Top-1, top-5 (None with 5 classes or fewer) and mean cross-entropy of `model` on `data`, in eval mode."""
+          num_classes: int, *, inputs: TrialInputs | None = None, rows: np.ndarray | None = None
+          ) -> dict[str, float | None]:
+    """Top-1, top-5 (None with 5 classes or fewer) and mean cross-entropy of `model` on `data` (its `rows`, default
+    all; clips, or cached features with their `inputs`), in eval mode without autograd."""
     model.eval()
-    n = len(data.labels)
+    rows = np.arange(len(data.labels)) if rows is None else rows
+    n = len(rows)
     correct1 = correct5 = 0
     loss = 0.0
-    with torch.no_grad():
-        for batch in batch_indices(np.arange(n), batch_size):
-            x, y = to_tensors(data, batch, device)
+    with torch.inference_mode():
+        for batch in (rows[i:i + batch_size] for i in range(0, n, batch_size)):
+            x, y = (inputs.tensors(data, batch, device) if inputs is not None else to_tensors(data, batch, device))
             with amp:
-                logits = model(x).float()
+                logits = (inputs.forward(model, x) if inputs is not None else model(x)).float()
             loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             top = logits.topk(min(5, num_classes), dim=1).indices
             correct1 += (top[:, 0] == y).sum().item()
@@ -326,11 +346,7 @@ def _as_spec(spec: CellSpec | str | None) -> CellSpec | None:
 
 def to_tensors(data, batch: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of normalised float clips and labels on `device`, from (possibly memory-mapped) uint8 data."""
-    # sorted indices read a memory-mapped array front to back; the order inside a batch does not matter
-    index = np.sort(batch)
-    clips = torch.from_numpy(np.ascontiguousarray(data.clips[index])).to(device)
-    labels = torch.from_numpy(np.asarray(data.labels[index], dtype=np.int64)).to(device)
-    return (clips.float() - PIXEL_MEAN) / PIXEL_STD, labels
+    return batch_tensors(data, batch, device)
 
 
 def batch_count(n: int, batch_size: int) -> int:
