@@ -65,7 +65,7 @@ def train_trial(config: dict) -> None:
                                          epoch=result.epochs, node=node)}
         final.update({"macs": result.macs, "params": result.params, "wall_time_s": result.wall_time,
                       "latency_ms": None if result.latency is None else result.latency * 1000.0,
-                      "resumed_from": result.resumed_from or 0,
+                      "resumed_from": result.resumed_from or 0, "feature_path": result.feature_path,
                       "trainable_s": time.perf_counter() - entered})
         tune.report({k: v for k, v in final.items() if v is not None},
                     checkpoint=tune.Checkpoint.from_directory(str(work)))
