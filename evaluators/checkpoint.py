@@ -1,9 +1,9 @@
 """The trial checkpoint: the one module that writes and reads <checkpoint_dir>/checkpoint.pt.
 
 Layout (format 1): `format`, `identity` (what a resuming trial must match, `trial_identity`), `epoch`, the first
-model's `model`, `optimizer` and `scheduler` state dicts at the top level, `replicas` (the same for the other seeds of
-a trial with repeats), `torch_rng`, `cuda_rng`, and `curve` (JSON text). Everything is tensors, numbers and strings,
-so it is read with torch.load(weights_only=True), never with pickle.
+model's `model`, `optimizer`, `scheduler` (and with fp16 `scaler`) state dicts at the top level, `replicas` (the same
+for the other seeds of a trial with repeats), `torch_rng`, `cuda_rng`, and `curve` (JSON text). Everything is tensors,
+numbers and strings, so it is read with torch.load(weights_only=True), never with pickle.
 """
 from __future__ import annotations
 
@@ -81,5 +81,7 @@ def model_weights(folder: str | Path) -> dict[str, torch.Tensor]:
 
 
 def replica_states(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-seed state dicts (model, optimizer, scheduler) of a loaded checkpoint, first seed first."""
-    return [{key: state[key] for key in ("model", "optimizer", "scheduler")}, *state.get("replicas", [])]
+    """The per-seed state dicts (model, optimizer, scheduler, and the gradient scaler's with fp16) of a loaded
+    checkpoint, first seed first."""
+    first = {key: state[key] for key in ("model", "optimizer", "scheduler", "scaler") if key in state}
+    return [first, *state.get("replicas", [])]

@@ -19,6 +19,7 @@ QUICKSTART_PROXY = {"stem_width": 16, "widths": (16, 32), "strides": ((1, 2, 2),
                     "stem_kernel": (1, 3, 3)}
 SCHEDULES = ("onecycle", "cosine", "constant")
 AUGMENTATIONS = ("none", "flip")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class ProxyConfig:
     machine (evaluators.features; same results, less work), unless it needs more than `feature_cache_budget_mb` of
     disk. `validation_subset` > 0: every epoch but the last is scored on that many validation clips (a fixed
     subset; ASHA's per-epoch signal), the last on the whole split (the reward); 0 scores the whole split every epoch.
-    `augment` "flip": training clips mirrored left-right at random (per seed, epoch and clip)."""
+    `augment` "flip": training clips mirrored left-right at random (per seed, epoch and clip).
+    `precision`: "auto" is bf16 autocast on a GPU and fp32 on CPU; "bf16", "fp16" (with a gradient scaler) or
+    "fp32" force one."""
 
     data: DataConfig = field(default_factory=DataConfig)
     backbone: str = "proxy_i3d"
@@ -85,6 +88,7 @@ class ProxyConfig:
     feature_cache_budget_mb: float = 4096.0
     validation_subset: int = 250
     augment: str = "none"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer),
@@ -98,7 +102,8 @@ class ProxyConfig:
                   (self.pretrain_epochs >= 0, "pretrain_epochs", ">= 0", self.pretrain_epochs),
                   (self.feature_cache_budget_mb >= 0, "feature_cache_budget_mb", ">= 0", self.feature_cache_budget_mb),
                   (self.validation_subset >= 0, "validation_subset", ">= 0", self.validation_subset),
-                  (self.augment in AUGMENTATIONS, "augment", f"one of {', '.join(AUGMENTATIONS)}", self.augment)]
+                  (self.augment in AUGMENTATIONS, "augment", f"one of {', '.join(AUGMENTATIONS)}", self.augment),
+                  (self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)]
         for ok, name, expected, value in checks:
             if not ok:
                 raise AttnasError(f"proxy config: {name} must be {expected}, got {value!r}")

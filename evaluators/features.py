@@ -15,6 +15,7 @@ the front. `feature_path` says which path a trial took and why, as its `feature_
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Sequence
@@ -68,11 +69,15 @@ def batch_tensors(data: TaskData, batch: np.ndarray, device: torch.device, *, pi
     marks clips to mirror left-right), or cached features as they are (in channels_last_3d if the model runs so)."""
     # sorted indices read a memory-mapped array front to back; the order inside a batch does not matter
     index = np.sort(batch)
-    rows = torch.from_numpy(np.ascontiguousarray(data.clips[index]))
-    labels = torch.from_numpy(np.asarray(data.labels[index], dtype=np.int64))
-    if device.type == "cuda":  # pinned memory lets the copies overlap the previous step's kernels
-        rows, labels = rows.pin_memory(), labels.pin_memory()
-    rows, labels = rows.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    if isinstance(data.clips, torch.Tensor):  # held on the device already (`on_device`)
+        where = torch.from_numpy(index).to(data.clips.device)
+        rows, labels = data.clips[where], data.labels[where]
+    else:
+        rows = torch.from_numpy(np.ascontiguousarray(data.clips[index]))
+        labels = torch.from_numpy(np.asarray(data.labels[index], dtype=np.int64))
+        if device.type == "cuda":  # pinned memory lets the copies overlap the previous step's kernels
+            rows, labels = rows.pin_memory(), labels.pin_memory()
+        rows, labels = rows.to(device, non_blocking=True), labels.to(device, non_blocking=True)
     if pixels:
         rows = (rows.float() - PIXEL_MEAN) / PIXEL_STD
         if flip is not None and flip[index].any():
@@ -89,8 +94,11 @@ def clip_inputs(splits: Splits, config: ProxyConfig, reason: str) -> TrialInputs
 
 
 def trial_inputs(config: ProxyConfig, model: nn.Module, frozen: Sequence[nn.Module], splits: Splits,
-                 device: torch.device, *, test: bool) -> TrialInputs:
-    """The cached path where it applies (building the cache on first use), else the clip path with its reason."""
+                 device: torch.device, *, test: bool,
+                 amp: contextlib.AbstractContextManager | None = None) -> TrialInputs:
+    """The cached path where it applies (building the cache on first use, under the trial's autocast `amp`, as the
+    uncached path runs the front), else the clip path with its reason. On a GPU, features that fit in a quarter of
+    its free memory are held there."""
     if not config.feature_cache:
         return clip_inputs(splits, config, "feature_cache is off")
     if not frozen:
@@ -120,10 +128,12 @@ def trial_inputs(config: ProxyConfig, model: nn.Module, frozen: Sequence[nn.Modu
             continue
         description = {"clips": _hash_array(data.clips), "front": weights, "start": start,
                        "backbone": config.backbone, "backbone_args": config.backbone_args, "shape": list(shape),
-                       "torch": torch.__version__, "device": device.type}
+                       "torch": torch.__version__, "device": device.type, "precision": config.precision}
         arrays = cache.get_or_write(description, lambda folder, data=data: _write_features(
-            folder, model, start, data, shape, device))
+            folder, model, start, data, shape, device, amp or contextlib.nullcontext()))
         parts[name] = TaskData(arrays["features"], data.labels, {})
+    if device.type == "cuda" and needed_mb * 2**20 < torch.cuda.mem_get_info(device)[0] / 4:
+        parts = {name: on_device(parts[name], device) if name in names else parts[name] for name in parts}
     cached = Splits(**parts, num_classes=splits.num_classes, clip_shape=splits.clip_shape)
     return TrialInputs(splits=cached, path=CACHED, start=start,
                        channels_last=bool(getattr(model, "channels_last", False)))
@@ -216,8 +226,14 @@ class _Stop(Exception):
     pass
 
 
+def on_device(data: TaskData, device: torch.device) -> TaskData:
+    """`data`'s features and labels as tensors on `device`, so that batches are cut there without copies."""
+    return TaskData(torch.from_numpy(np.ascontiguousarray(data.clips)).to(device),
+                    torch.from_numpy(np.asarray(data.labels, dtype=np.int64)).to(device), {})
+
+
 def _write_features(folder: Path, model: nn.Module, start: str, data: TaskData, shape: Sequence[int],
-                    device: torch.device) -> None:
+                    device: torch.device, amp: contextlib.AbstractContextManager) -> None:
     """Run the front on every clip of `data` (in eval mode, as trials keep it) into folder/features.npy."""
     out = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=np.float32,
                                     shape=(len(data.labels), *shape))
@@ -237,7 +253,8 @@ def _write_features(folder: Path, model: nn.Module, start: str, data: TaskData, 
                 x, _ = batch_tensors(data, rows, device)
                 captured.clear()
                 try:
-                    model(x)
+                    with amp:
+                        model(x)
                 except _Stop:
                     pass
                 out[rows[0]:rows[-1] + 1] = captured[0].float().contiguous().cpu().numpy()

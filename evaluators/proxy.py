@@ -185,10 +185,12 @@ class ProxyEvaluator:
         steps_per_epoch = batch_count(len(splits.train.labels), config.batch_size)
         for replica in replicas:
             replica.model.to(device)
+        amp, scaling = autocast(config, device)
         with _timer(times, "features"):
-            inputs = trial_inputs(config, replicas[0].model, replicas[0].frozen, splits, device, test=test)
+            inputs = trial_inputs(config, replicas[0].model, replicas[0].frozen, splits, device, test=test, amp=amp)
         result.feature_path = inputs.path
         for replica in replicas:
+            replica.scaler = torch.amp.GradScaler(device.type) if scaling else None
             replica.optimizer = make_optimizer(replica.model, config)
             replica.scheduler = torch.optim.lr_scheduler.LambdaLR(
                 replica.optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
@@ -199,8 +201,6 @@ class ProxyEvaluator:
             first_epoch = _load_checkpoint(checkpoint, identity, replicas, result, device)
             result.resumed_from = first_epoch
 
-        amp = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
-               else contextlib.nullcontext())
         result.status = "ok"
         for epoch in range(first_epoch, config.epochs):
             per_seed = []
@@ -256,8 +256,13 @@ class ProxyEvaluator:
             if not torch.isfinite(loss):
                 raise _TrialFailed(f"diverged: training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if replica.scaler is not None:  # fp16: scaled so that small gradients do not underflow
+                replica.scaler.scale(loss).backward()
+                replica.scaler.step(optimizer)
+                replica.scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
             scheduler.step()
             total += loss.item() * len(batch)
             count += len(batch)
@@ -274,6 +279,18 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def autocast(config: ProxyConfig, device: torch.device) -> tuple[contextlib.AbstractContextManager, bool]:
+    """The autocast context of `config.precision` on `device` (auto: bf16 on a GPU, fp32 on CPU), and whether the
+    loss needs a gradient scaler (fp16)."""
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext(), False
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype), precision == "fp16"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -404,15 +421,21 @@ class _Replica:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     frozen: list[nn.Module] = field(default_factory=list)  # the pretrained front, kept in eval mode
+    scaler: torch.amp.GradScaler | None = None  # fp16 only
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def _mean_metrics(per_seed: list[dict[str, float | None]]) -> dict[str, float | None]:
