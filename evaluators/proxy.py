@@ -9,18 +9,20 @@ Call order of one trial, `evaluate(spec, report=..., checkpoint_dir=...)`:
    cell inserted at every placement (none for `spec=None` or "none"), and with `freeze_front` the layers up to the
    first placement fixed; parameters and multiply-adds are counted on one clip. With `repeats` = k, k models from
    seeds seed, seed + 1, ... are trained side by side, and every metric below is their mean;
-4. resume: if `checkpoint_dir` holds a checkpoint of this same trial, model, optimiser, schedule, RNG state and the
-   curve so far are restored and training continues at the next epoch;
-5. each epoch: train (data order a pure function of seed and epoch), score the validation split, checkpoint,
-   then `report(epoch, metrics)`; a truthy return value stops the trial (status "stopped", e.g. ASHA);
-6. end: latency of one forward pass, test-split scores if asked for, an `EvaluationResult`.
+4. inputs: with the front frozen and no augmentation, the front's output for every clip, computed once per machine
+   (evaluators.features); the model then runs from there. `feature_path` says which path the trial took and why;
+5. resume: if `checkpoint_dir` holds a checkpoint of this same trial (evaluators.checkpoint), model, optimiser,
+   schedule, RNG state and the curve so far are restored and training continues at the next epoch;
+6. each epoch: train (data order a pure function of seed and epoch), score the validation split (a fixed subset
+   before the last epoch, `validation_subset`), checkpoint, then `report(epoch, metrics)`; a truthy return value
+   stops the trial (status "stopped", e.g. ASHA);
+7. end: latency of one forward pass, test-split scores if asked for, an `EvaluationResult`.
 A non-finite loss ends the trial as "failed" with the reason, as does any exception: evaluate never raises.
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import os
 import time
