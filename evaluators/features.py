@@ -265,12 +265,20 @@ def _write_features(folder: Path, model: nn.Module, start: str, data: TaskData, 
     del out
 
 
+_ARRAY_HASHES: dict[int, tuple[np.ndarray, str]] = {}
+
+
 def _hash_array(array: np.ndarray) -> str:
+    # the splits of a process are the same (memoised) arrays in every trial: hash each once
+    known = _ARRAY_HASHES.get(id(array))
+    if known is not None and known[0] is array:
+        return known[1]
     digest = hashlib.sha256()
     digest.update(str((array.shape, str(array.dtype))).encode())
     for first in range(0, len(array), 4096):
         digest.update(np.ascontiguousarray(array[first:first + 4096]).tobytes())
-    return digest.hexdigest()[:20]
+    _ARRAY_HASHES[id(array)] = (array, digest.hexdigest()[:20])
+    return _ARRAY_HASHES[id(array)][1]
 
 
 def _hash_tensors(states) -> str:

@@ -80,3 +80,17 @@ def test_intermediate_epochs_score_a_fixed_subset_and_the_last_the_whole_split(t
     assert [e["train_loss"] for e in subset.curve] == [e["train_loss"] for e in full.curve]
     assert subset.top1 == full.top1 and subset.curve[-1] == {**full.curve[-1]}
     assert any(s["loss"] != f["loss"] for s, f in zip(subset.curve[:2], full.curve[:2]))
+
+
+def test_other_weights_or_other_clips_get_their_own_features(tmp_path):
+    def entries():
+        return {p.name for p in (tmp_path / "cache" / "features").iterdir() if (p / "meta.json").exists()}
+
+    config = tiny_config(tmp_path, epochs=1)
+    ProxyEvaluator(config).evaluate("non_local")
+    first = entries()
+    ProxyEvaluator(replace(config, pretrain_seed=5)).evaluate("non_local")  # another pretrained front
+    second = entries()
+    ProxyEvaluator(replace(config, data=replace(config.data, seed=9))).evaluate("non_local")  # other clips
+    third = entries()
+    assert len(first) == 2 and len(second) == 4 and len(third) == 6
