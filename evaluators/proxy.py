@@ -224,7 +224,8 @@ class ProxyEvaluator:
             if checkpoint is not None:
                 with _timer(times, "checkpoint"):
                     _save_checkpoint(checkpoint, identity, replicas, result)
-            if report is not None and report(epoch + 1, {k: v for k, v in metrics.items() if k != "top1_per_seed"}):
+            reported = {**{k: v for k, v in metrics.items() if k != "top1_per_seed"}, "feature_path": inputs.path}
+            if report is not None and report(epoch + 1, reported):
                 result.status = "stopped"
                 break
 

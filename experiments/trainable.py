@@ -48,6 +48,8 @@ def train_trial(config: dict) -> None:
 
     def report(epoch: int, metrics: dict) -> bool:
         payload = _tune_metrics(metrics, epoch=epoch, node=node)
+        if metrics.get("feature_path"):  # which input path the trial took (a string), into its attributes
+            payload["feature_path"] = metrics["feature_path"]
         if epoch >= epochs:
             held.update(payload)  # reported below, with the costs measured at the end
             return False
@@ -65,7 +67,7 @@ def train_trial(config: dict) -> None:
                                          epoch=result.epochs, node=node)}
         final.update({"macs": result.macs, "params": result.params, "wall_time_s": result.wall_time,
                       "latency_ms": None if result.latency is None else result.latency * 1000.0,
-                      "resumed_from": result.resumed_from or 0, "feature_path": result.feature_path,
+                      "resumed_from": result.resumed_from or 0,
                       "trainable_s": time.perf_counter() - entered})
         tune.report({k: v for k, v in final.items() if v is not None},
                     checkpoint=tune.Checkpoint.from_directory(str(work)))
