@@ -11,7 +11,7 @@ Sections of RESULTS.md written by this script (one run, side by side):
   from cached features) against a square GEMM timed round-robin with it, one thread;
 - `attnas evaluate double_attention --config <quick-start>` with another process keeping one core busy: OpenMP's
   spinning wait policy (the old behaviour) against the sleeping one attnas now sets, and pinned to one core;
-- the quick-start search (`attnas search experiments/configs/quickstart.yaml`) before and after: wall time and best cell.
+- the quick-start search (`attnas search experiments/configs/quickstart.yaml`) before and after: wall time, best cell.
 
     python -m benchmarks.trial_speed [--quick]
 
