@@ -18,6 +18,8 @@ OPTIMIZERS = ("sgd", "adamw")
 QUICKSTART_PROXY = {"stem_width": 16, "widths": (16, 32), "strides": ((1, 2, 2), (1, 1, 1)), "stem_stride": (1, 2, 2),
                     "stem_kernel": (1, 3, 3)}
 SCHEDULES = ("onecycle", "cosine", "constant")
+AUGMENTATIONS = ("none", "flip")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,14 @@ class ProxyConfig:
     With pretraining, `freeze_front` keeps the layers up to the first placement as pretrained (weights and BatchNorm
     statistics): only the cell and the layers after it train.
     `repeats` > 1 trains that many models at seeds `seed`, `seed` + 1, ... in lockstep and reports the mean of every
-    metric (per epoch and final): a less noisy reward for the price of `repeats` trainings."""
+    metric (per epoch and final): a less noisy reward for the price of `repeats` trainings.
+    `feature_cache`: with the front frozen and no augmentation, train from the front's output computed once per
+    machine (evaluators.features; same results, less work), unless it needs more than `feature_cache_budget_mb` of
+    disk. `validation_subset` > 0: every epoch but the last is scored on that many validation clips (a fixed
+    subset; ASHA's per-epoch signal), the last on the whole split (the reward); 0 scores the whole split every epoch.
+    `augment` "flip": training clips mirrored left-right at random (per seed, epoch and clip).
+    `precision`: "auto" is bf16 autocast on a GPU and fp32 on CPU; "bf16", "fp16" (with a gradient scaler) or
+    "fp32" force one."""
 
     data: DataConfig = field(default_factory=DataConfig)
     backbone: str = "proxy_i3d"
@@ -83,6 +92,11 @@ class ProxyConfig:
     pretrain_epochs: int = 4
     pretrain_seed: int = 1000
     freeze_front: bool = True
+    feature_cache: bool = True
+    feature_cache_budget_mb: float = 4096.0
+    validation_subset: int = 250
+    augment: str = "none"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer),
@@ -93,7 +107,11 @@ class ProxyConfig:
                   (0 <= self.warmup < 1, "warmup", "in [0, 1)", self.warmup),
                   (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
                   (self.repeats >= 1, "repeats", ">= 1", self.repeats),
-                  (self.pretrain_epochs >= 0, "pretrain_epochs", ">= 0", self.pretrain_epochs)]
+                  (self.pretrain_epochs >= 0, "pretrain_epochs", ">= 0", self.pretrain_epochs),
+                  (self.feature_cache_budget_mb >= 0, "feature_cache_budget_mb", ">= 0", self.feature_cache_budget_mb),
+                  (self.validation_subset >= 0, "validation_subset", ">= 0", self.validation_subset),
+                  (self.augment in AUGMENTATIONS, "augment", f"one of {', '.join(AUGMENTATIONS)}", self.augment),
+                  (self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)]
         for ok, name, expected, value in checks:
             if not ok:
                 raise AttnasError(f"proxy config: {name} must be {expected}, got {value!r}")

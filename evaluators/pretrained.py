@@ -16,39 +16,39 @@ and kept in memory for the rest of the process.
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from attnas.evaluators.checkpoint import trial_identity
 from attnas.evaluators.config import ProxyConfig
 from attnas.evaluators.data.cache import cache_key, default_cache_dir, file_lock
 from attnas.evaluators.data.fingerprint import data_fingerprint
-from attnas.search_space import AttnasError
 
 _MEMO: dict[str, dict[str, torch.Tensor]] = {}
 
 
 def pretraining_config(config: ProxyConfig) -> ProxyConfig:
     """The trial of the backbone alone whose final weights every trial of `config` starts from."""
-    # freeze_front is moot without pretraining; fixing it keeps one cache entry for both of its values
+    # freeze_front is moot without pretraining and validation does not move the weights; fixing them keeps one
+    # cache entry for all their values
     return replace(config, epochs=config.pretrain_epochs, seed=config.pretrain_seed, pretrain_epochs=0,
-                   freeze_front=False, repeats=1, measure_latency=False)
+                   freeze_front=False, repeats=1, measure_latency=False,
+                   validation_subset=ProxyConfig.validation_subset)
 
 
-def pretrained_backbone(config: ProxyConfig, device: torch.device) -> dict[str, torch.Tensor]:
-    """The backbone's state dict (on the CPU) after pretraining as `config` says; trains it if this machine has
-    not yet (raising AttnasError if that training fails)."""
-    from attnas.evaluators.proxy import trial_identity  # here, not at the top: evaluators.proxy imports this module
-
+def pretrained_backbone(config: ProxyConfig, device: torch.device, *,
+                        train: Callable[[ProxyConfig], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The backbone's state dict (on the CPU) after pretraining as `config` says; if this machine has not yet,
+    `train(pretraining_config(config))` trains it (the proxy trainer, handed in so this module does not import it)."""
     pretraining = pretraining_config(config)
     key = cache_key({"trial": trial_identity(pretraining, "none"), "device": device.type,
                      "torch": torch.__version__, **_data_key(config)})
     if key not in _MEMO:
-        _MEMO[key] = _cached(pretraining, key) if config.data.use_cache else _train(pretraining)
+        _MEMO[key] = _cached(pretraining, key, train) if config.data.use_cache else train(pretraining)
     return _MEMO[key]
 
 
@@ -58,31 +58,19 @@ def _data_key(config: ProxyConfig) -> dict[str, str]:
     return {"data_files": fingerprint} if fingerprint else {}
 
 
-def _cached(pretraining: ProxyConfig, key: str) -> dict[str, torch.Tensor]:
+def _cached(pretraining: ProxyConfig, key: str,
+            train: Callable[[ProxyConfig], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     root = Path(pretraining.data.cache_dir) if pretraining.data.cache_dir else default_cache_dir()
     path = root / "backbones" / f"{key}.pt"
     if not path.exists():
         with file_lock(path.with_suffix(".lock")):
             if not path.exists():  # another trial may have trained it while we waited
-                state = _train(pretraining)
+                state = train(pretraining)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 torch.save(state, tmp)
                 os.replace(tmp, path)
                 return state
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _train(pretraining: ProxyConfig) -> dict[str, torch.Tensor]:
-    from attnas.evaluators.proxy import CHECKPOINT_NAME, ProxyEvaluator
-
-    with tempfile.TemporaryDirectory(prefix="attnas-pretrain-") as folder:
-        result = ProxyEvaluator(pretraining).evaluate(None, checkpoint_dir=folder)
-        if result.status != "ok":
-            epochs = f"{pretraining.epochs} epoch" + ("s" if pretraining.epochs != 1 else "")
-            raise AttnasError(f"pretraining the backbone alone ({epochs} at seed {pretraining.seed}) failed: "
-                              f"{result.reason}")
-        state = torch.load(Path(folder) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["model"]
-    return state
 
 
 def clear_memo() -> None:

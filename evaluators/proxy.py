@@ -9,18 +9,20 @@ Call order of one trial, `evaluate(spec, report=..., checkpoint_dir=...)`:
    cell inserted at every placement (none for `spec=None` or "none"), and with `freeze_front` the layers up to the
    first placement fixed; parameters and multiply-adds are counted on one clip. With `repeats` = k, k models from
    seeds seed, seed + 1, ... are trained side by side, and every metric below is their mean;
-4. resume: if `checkpoint_dir` holds a checkpoint of this same trial, model, optimiser, schedule, RNG state and the
-   curve so far are restored and training continues at the next epoch;
-5. each epoch: train (data order a pure function of seed and epoch), score the validation split, checkpoint,
-   then `report(epoch, metrics)`; a truthy return value stops the trial (status "stopped", e.g. ASHA);
-6. end: latency of one forward pass, test-split scores if asked for, an `EvaluationResult`.
+4. inputs: with the front frozen and no augmentation, the front's output for every clip, computed once per machine
+   (evaluators.features); the model then runs from there. `feature_path` says which path the trial took and why;
+5. resume: if `checkpoint_dir` holds a checkpoint of this same trial (evaluators.checkpoint), model, optimiser,
+   schedule, RNG state and the curve so far are restored and training continues at the next epoch;
+6. each epoch: train (data order a pure function of seed and epoch), score the validation split (a fixed subset
+   before the last epoch, `validation_subset`), checkpoint, then `report(epoch, metrics)`; a truthy return value
+   stops the trial (status "stopped", e.g. ASHA);
+7. end: latency of one forward pass, test-split scores if asked for, an `EvaluationResult`.
 A non-finite loss ends the trial as "failed" with the reason, as does any exception: evaluate never raises.
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import os
 import time
@@ -33,16 +35,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from attnas.evaluators.checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, model_weights,
+                                          replica_states, save_checkpoint, trial_identity)
 from attnas.evaluators.config import ProxyConfig
 from attnas.evaluators.datasets import Splits, load_splits
+from attnas.evaluators.features import TrialInputs, batch_tensors, trial_inputs
 from attnas.evaluators.pretrained import freeze_front, pretrained_backbone, train_mode
 from attnas.search_space import AttnasError, CellSpec, load_zoo
 
 ReportFn = Callable[[int, dict[str, Any]], Any]
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
-# Kinetics-style normalisation of uint8 pixels; any fixed affine map works, this keeps inputs near zero mean.
-PIXEL_MEAN, PIXEL_STD = 0.45 * 255, 0.225 * 255
 
 
 @dataclass
@@ -77,6 +78,7 @@ class EvaluationResult:
     seed: int = 0
     device: str = "cpu"
     resumed_from: int | None = None
+    feature_path: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -134,7 +136,8 @@ class ProxyEvaluator:
         """The weights every trial's backbone starts from (None with `pretrain_epochs` 0: random weights)."""
         if self.config.pretrain_epochs == 0:
             return None
-        return pretrained_backbone(self.config, resolve_device(self.config.device))
+        return pretrained_backbone(self.config, resolve_device(self.config.device),
+                                   train=train_backbone_alone)
 
     def build_model(self, spec: CellSpec | str | None, num_classes: int,
                     clip_shape: tuple[int, int, int, int], *, seed: int | None = None,
@@ -184,29 +187,35 @@ class ProxyEvaluator:
         steps_per_epoch = batch_count(len(splits.train.labels), config.batch_size)
         for replica in replicas:
             replica.model.to(device)
+        amp, scaling = autocast(config, device)
+        with _timer(times, "features"):
+            inputs = trial_inputs(config, replicas[0].model, replicas[0].frozen, splits, device, test=test, amp=amp)
+        result.feature_path = inputs.path
+        for replica in replicas:
+            replica.scaler = torch.amp.GradScaler(device.type) if scaling else None
             replica.optimizer = make_optimizer(replica.model, config)
             replica.scheduler = torch.optim.lr_scheduler.LambdaLR(
                 replica.optimizer, lr_schedule(config.schedule, config.warmup, config.epochs * steps_per_epoch))
         first_epoch = 0
         identity = trial_identity(config, result.spec_hash)
-        checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+        checkpoint = checkpoint_path(checkpoint_dir) if checkpoint_dir else None
         if checkpoint is not None and checkpoint.exists():
             first_epoch = _load_checkpoint(checkpoint, identity, replicas, result, device)
             result.resumed_from = first_epoch
 
-        amp = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
-               else contextlib.nullcontext())
         result.status = "ok"
         for epoch in range(first_epoch, config.epochs):
             per_seed = []
+            rows = validation_rows(len(splits.validation.labels), config, last=epoch + 1 == config.epochs)
             for replica in replicas:
                 with _timer(times, "train"):
-                    train_loss = self._train_epoch(replica, splits, epoch, device, amp)
+                    train_loss = self._train_epoch(replica, inputs, epoch, device, amp)
                 with _timer(times, "validate"):
-                    scores = score(replica.model, splits.validation, config.eval_batch_size, device, amp,
-                                   splits.num_classes)
+                    scores = score(replica.model, inputs.splits.validation, config.eval_batch_size, device, amp,
+                                   splits.num_classes, inputs=inputs, rows=rows)
                 per_seed.append({"train_loss": train_loss, **scores})
-            metrics = {"epoch": epoch + 1, **_mean_metrics(per_seed), "lr": replicas[0].scheduler.get_last_lr()[0]}
+            metrics = {"epoch": epoch + 1, **_mean_metrics(per_seed), "lr": replicas[0].scheduler.get_last_lr()[0],
+                       "validated_on": len(rows)}
             if len(replicas) > 1:
                 metrics["top1_per_seed"] = [m["top1"] for m in per_seed]
             result.curve.append(metrics)
@@ -215,39 +224,48 @@ class ProxyEvaluator:
             if checkpoint is not None:
                 with _timer(times, "checkpoint"):
                     _save_checkpoint(checkpoint, identity, replicas, result)
-            if report is not None and report(epoch + 1, {k: v for k, v in metrics.items() if k != "top1_per_seed"}):
+            reported = {**{k: v for k, v in metrics.items() if k != "top1_per_seed"}, "feature_path": inputs.path}
+            if report is not None and report(epoch + 1, reported):
                 result.status = "stopped"
                 break
 
         if test:
             with _timer(times, "test"):
-                scores = _mean_metrics([score(r.model, splits.test, config.eval_batch_size, device, amp,
-                                              splits.num_classes) for r in replicas])
+                scores = _mean_metrics([score(r.model, inputs.splits.test, config.eval_batch_size, device, amp,
+                                              splits.num_classes, inputs=inputs) for r in replicas])
             result.test_top1, result.test_top5, result.test_loss = scores["top1"], scores["top5"], scores["loss"]
         if config.measure_latency:
             with _timer(times, "latency"):
                 example = torch.zeros(config.latency_batch, *splits.clip_shape, device=device)
                 result.latency = _latency(replicas[0].model, example, amp)
 
-    def _train_epoch(self, replica: "_Replica", splits: Splits, epoch: int, device: torch.device,
+    def _train_epoch(self, replica: "_Replica", inputs: TrialInputs, epoch: int, device: torch.device,
                      amp: contextlib.AbstractContextManager) -> float:
         config = self.config
         model, optimizer, scheduler = replica.model, replica.optimizer, replica.scheduler
         train_mode(model, replica.frozen)
-        n = len(splits.train.labels)
-        # the data order is a pure function of (seed, epoch): a resumed trial sees the same batches
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(replica.seed * 100_003 + epoch)).numpy()
+        train = inputs.splits.train
+        n = len(train.labels)
+        # the data order (and augmentation) is a pure function of (seed, epoch): a resumed trial sees the same batches
+        generator = torch.Generator().manual_seed(replica.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=generator).numpy()
+        flip = torch.rand(n, generator=generator).numpy() < 0.5 if inputs.flip else None
         total, count = 0.0, 0
         for step, batch in enumerate(batch_indices(order, config.batch_size)):
-            x, y = to_tensors(splits.train, batch, device)
+            x, y = inputs.tensors(train, batch, device, flip=flip)
             with amp:
-                logits = model(x)
+                logits = inputs.forward(model, x)
             loss = self._loss(logits.float(), y)
             if not torch.isfinite(loss):
                 raise _TrialFailed(f"diverged: training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if replica.scaler is not None:  # fp16: scaled so that small gradients do not underflow
+                replica.scaler.scale(loss).backward()
+                replica.scaler.step(optimizer)
+                replica.scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
             scheduler.step()
             total += loss.item() * len(batch)
             count += len(batch)
@@ -266,6 +284,18 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def autocast(config: ProxyConfig, device: torch.device) -> tuple[contextlib.AbstractContextManager, bool]:
+    """The autocast context of `config.precision` on `device` (auto: bf16 on a GPU, fp32 on CPU), and whether the
+    loss needs a gradient scaler (fp16)."""
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext(), False
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype), precision == "fp16"
+
+
 def resolve_device(name: str) -> torch.device:
     """"auto": the first visible GPU if any, else CPU; "cpu"; "cuda"/"cuda:K" (raises if no GPU is visible)."""
     if name == "auto":
@@ -278,18 +308,29 @@ def resolve_device(name: str) -> torch.device:
         raise AttnasError(f"proxy config: device must be auto, cpu, cuda or cuda:K, got {name!r}") from None
 
 
+def validation_rows(n: int, config: ProxyConfig, *, last: bool) -> np.ndarray:
+    """The validation clips an epoch is scored on: all `n` at the last epoch (the reward) or with
+    `validation_subset` 0, else a fixed subset of `validation_subset` (the same in every trial and epoch)."""
+    if last or config.validation_subset == 0 or config.validation_subset >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).permutation(n)[:config.validation_subset])
+
+
 def score(model: nn.Module, data, batch_size: int, device: torch.device, amp: contextlib.AbstractContextManager,
-          num_classes: int) -> dict[str, float | None]:
-    """Top-1, top-5 (None with 5 classes or fewer) and mean cross-entropy of `model` on `data`, in eval mode."""
+          num_classes: int, *, inputs: TrialInputs | None = None, rows: np.ndarray | None = None
+          ) -> dict[str, float | None]:
+    """Top-1, top-5 (None with 5 classes or fewer) and mean cross-entropy of `model` on `data` (its `rows`, default
+    all; clips, or cached features with their `inputs`), in eval mode without autograd."""
     model.eval()
-    n = len(data.labels)
+    rows = np.arange(len(data.labels)) if rows is None else rows
+    n = len(rows)
     correct1 = correct5 = 0
     loss = 0.0
-    with torch.no_grad():
-        for batch in batch_indices(np.arange(n), batch_size):
-            x, y = to_tensors(data, batch, device)
+    with torch.inference_mode():
+        for batch in (rows[i:i + batch_size] for i in range(0, n, batch_size)):
+            x, y = (inputs.tensors(data, batch, device) if inputs is not None else to_tensors(data, batch, device))
             with amp:
-                logits = model(x).float()
+                logits = (inputs.forward(model, x) if inputs is not None else model(x)).float()
             loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             top = logits.topk(min(5, num_classes), dim=1).indices
             correct1 += (top[:, 0] == y).sum().item()
@@ -325,11 +366,7 @@ def _as_spec(spec: CellSpec | str | None) -> CellSpec | None:
 
 def to_tensors(data, batch: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of normalised float clips and labels on `device`, from (possibly memory-mapped) uint8 data."""
-    # sorted indices read a memory-mapped array front to back; the order inside a batch does not matter
-    index = np.sort(batch)
-    clips = torch.from_numpy(np.ascontiguousarray(data.clips[index])).to(device)
-    labels = torch.from_numpy(np.asarray(data.labels[index], dtype=np.int64)).to(device)
-    return (clips.float() - PIXEL_MEAN) / PIXEL_STD, labels
+    return batch_tensors(data, batch, device)
 
 
 def batch_count(n: int, batch_size: int) -> int:
@@ -387,15 +424,21 @@ class _Replica:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     frozen: list[nn.Module] = field(default_factory=list)  # the pretrained front, kept in eval mode
+    scaler: torch.amp.GradScaler | None = None  # fp16 only
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def _mean_metrics(per_seed: list[dict[str, float | None]]) -> dict[str, float | None]:
@@ -404,44 +447,39 @@ def _mean_metrics(per_seed: list[dict[str, float | None]]) -> dict[str, float | 
             for key in per_seed[0]}
 
 
-def trial_identity(config: ProxyConfig, spec_hash: str | None) -> str:
-    """What a checkpoint must match to be resumed by this trial: the cell and every setting except resources."""
-    settings = config.to_dict()
-    for resource in ("device", "threads", "measure_latency", "latency_batch", "eval_batch_size"):
-        settings.pop(resource)
-    return json.dumps({"spec": spec_hash, "config": settings}, sort_keys=True, default=list)
-
-
 def _save_checkpoint(path: Path, identity: str, replicas: list["_Replica"], result: EvaluationResult) -> None:
-    # the first model's state sits at the top level, where export and `attnas train` read it
-    first, others = replicas[0], replicas[1:]
-    state = {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": result.epochs, **first.state_dict(),
-             "replicas": [replica.state_dict() for replica in others],
-             "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-             "curve": json.dumps(result.curve)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a worker killed mid-write leaves the previous checkpoint intact
+    save_checkpoint(path, identity=identity, epoch=result.epochs, replicas=[r.state_dict() for r in replicas],
+                    curve=result.curve)
 
 
 def _load_checkpoint(path: Path, identity: str, replicas: list["_Replica"], result: EvaluationResult,
                      device: torch.device) -> int:
-    state = torch.load(path, map_location=device, weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise _TrialFailed(f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-    if state["identity"] != identity:
-        raise _TrialFailed(f"{path}: checkpoint belongs to another cell or configuration; remove it or use another "
-                           "checkpoint_dir")
-    for replica, saved in zip(replicas, [state, *state.get("replicas", [])]):
+    try:
+        state = load_checkpoint(path, identity=identity, map_location=device)
+    except CheckpointError as error:
+        raise _TrialFailed(str(error)) from None
+    for replica, saved in zip(replicas, replica_states(state)):
         replica.load_state_dict(saved)
     torch.set_rng_state(state["torch_rng"].cpu())
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    result.curve = json.loads(state["curve"])
+    result.curve = state["curve"]
     result.epochs = int(state["epoch"])
     if result.curve:
         last = result.curve[-1]
         result.top1, result.top5, result.loss = last["top1"], last["top5"], last["loss"]
     return result.epochs
+
+
+def train_backbone_alone(pretraining: ProxyConfig) -> dict[str, torch.Tensor]:
+    """The final weights of a trial of the backbone alone run as `pretraining` says (evaluators.pretrained caches
+    them); raises AttnasError if that trial fails."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="attnas-pretrain-") as folder:
+        result = ProxyEvaluator(pretraining).evaluate(None, checkpoint_dir=folder)
+        if result.status != "ok":
+            epochs = f"{pretraining.epochs} epoch" + ("s" if pretraining.epochs != 1 else "")
+            raise AttnasError(f"pretraining the backbone alone ({epochs} at seed {pretraining.seed}) failed: "
+                              f"{result.reason}")
+        return model_weights(folder)

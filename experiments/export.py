@@ -64,14 +64,12 @@ def weights_path(output: str | Path) -> Path:
 def trained_cell_weights(record) -> dict | None:
     """The cell's weights as trained in the trial (first placement), from its last checkpoint; None if the
     checkpoint is not on this machine."""
-    import torch
-
-    from attnas.evaluators.proxy import CHECKPOINT_NAME
+    from attnas.evaluators.checkpoint import checkpoint_path, model_weights
 
     folder = record.attrs.get("checkpoint")
-    if not folder or not (Path(folder) / CHECKPOINT_NAME).is_file():
+    if not folder or not checkpoint_path(folder).is_file():
         return None
-    model = torch.load(Path(folder) / CHECKPOINT_NAME, weights_only=True, map_location="cpu")["model"]
+    model = model_weights(folder)
     first = next((k for k in model if ".cell." in k), None)
     if first is None:
         return None

@@ -84,7 +84,8 @@ class ControllerSearcher(Searcher):
                             node=result.get("node"), epochs_done=int(result.get("epoch", 0) or 0),
                             resumed_from_epoch=int(result.get("resumed_from", 0) or 0),
                             trainable_s=float(result.get("trainable_s", 0.0) or 0.0), finished_at=time.time(),
-                            **({"skipped_videos": result["skipped_videos"]} if result.get("skipped_videos") else {}))
+                            **({"skipped_videos": result["skipped_videos"]} if result.get("skipped_videos") else {}),
+                            **({"feature_path": result["feature_path"]} if result.get("feature_path") else {}))
         if self.publisher is not None:
             self.publisher.trial_finished(self.numbers[trial_id])
 

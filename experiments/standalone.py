@@ -75,7 +75,8 @@ def train_cell(cell: str, *, config_path: str, epochs: int | None = None, output
     """Train the experiment's model with `cell` for longer, score the held-out test split, save the weights."""
     import torch
 
-    from attnas.evaluators.proxy import CHECKPOINT_NAME, ProxyEvaluator
+    from attnas.evaluators.checkpoint import model_weights
+    from attnas.evaluators.proxy import ProxyEvaluator
 
     console = console or Console()
     spec = resolve_cell(cell)
@@ -87,8 +88,7 @@ def train_cell(cell: str, *, config_path: str, epochs: int | None = None, output
         if result.status == "failed":
             raise AttnasError(f"{cell}: training failed: {result.reason}")
         if output:
-            state = torch.load(Path(work) / CHECKPOINT_NAME, weights_only=True)
-            torch.save(state["model"], output)
+            torch.save(model_weights(work), output)
     console.print(f"{cell}: validation top1 {result.top1:.4f}, test top1 {result.test_top1:.4f} after "
                   f"{result.epochs} epochs ({result.wall_time:.0f} s); {result.params:,} params, "
                   f"{result.macs:,} multiply-adds per clip" + (f"; weights in {output}" if output else ""))

@@ -48,6 +48,8 @@ def train_trial(config: dict) -> None:
 
     def report(epoch: int, metrics: dict) -> bool:
         payload = _tune_metrics(metrics, epoch=epoch, node=node)
+        if metrics.get("feature_path"):  # which input path the trial took (a string), into its attributes
+            payload["feature_path"] = metrics["feature_path"]
         if epoch >= epochs:
             held.update(payload)  # reported below, with the costs measured at the end
             return False

@@ -8,6 +8,7 @@ import torch
 from attnas.cells.insert import inserted_cells
 from attnas.evaluators import ProxyEvaluator
 from attnas.evaluators import pretrained as pretrained_module
+from attnas.evaluators import proxy as proxy_module
 from tests.evaluators.test_proxy import numbers, tiny_config
 
 
@@ -55,7 +56,7 @@ def test_trained_once_per_machine_then_read_from_the_cache(tmp_path, monkeypatch
     def no_training(*args, **kwargs):
         raise AssertionError("the backbone was trained again")
 
-    monkeypatch.setattr(pretrained_module, "_train", no_training)
+    monkeypatch.setattr(proxy_module, "train_backbone_alone", no_training)
     again = ProxyEvaluator(config).pretrained_backbone()
     assert all(torch.equal(first[k], again[k]) for k in first)
     # settings that do not change the backbone alone's training share its weights

@@ -119,7 +119,7 @@ def test_report_every_epoch_and_stop_on_request(tmp_path):
     result = ProxyEvaluator(tiny_config(tmp_path)).evaluate(
         load_zoo("squeeze_excitation"), report=lambda epoch, metrics: seen.append((epoch, metrics)) or epoch == 2)
     assert [e for e, _ in seen] == [1, 2] and result.status == "stopped" and result.epochs == 2
-    assert set(seen[0][1]) == {"epoch", "train_loss", "loss", "top1", "top5", "lr"}
+    assert set(seen[0][1]) == {"epoch", "train_loss", "loss", "top1", "top5", "lr", "validated_on", "feature_path"}
     assert seen[1][1]["top1"] == result.top1 and seen[0][1]["top5"] is None  # 2 classes: no top-5
 
 
