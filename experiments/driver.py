@@ -107,7 +107,8 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     else:
         scheduler = FIFOScheduler()
     reporter = SearchProgress(history=history, searcher=searcher, total=done + len(interrupted) + remaining,
-                              deadline=deadline, enabled=progress)
+                              deadline=deadline, enabled=progress, concurrency=config.concurrency,
+                              plan=search_plan_line(config, run, done=done, epochs=epochs))
     trainable = tune.with_resources(train_trial, {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
     tuner = tune.Tuner(
         trainable,
@@ -131,6 +132,20 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         if owns_ray:
             ray.shutdown()
     return summarize(run, history.trials(), started_at)
+
+
+def search_plan_line(config: ExperimentConfig, run: RunFolder, *, done: int, epochs: int) -> str:
+    """The line a search starts with: controller, budget, trials at once, where the run folder is."""
+    from attnas.experiments.progress import plural
+
+    budget = [plural(config.budget.trials, "trial")] if config.budget.trials else []
+    if config.budget.time:
+        budget.append(f"{config.budget.time if isinstance(config.budget.time, str) else f'{config.budget.seconds:g}s'}"
+                      " of wall time")
+    resumed = f", {plural(done, 'trial')} already done" if done else ""
+    return (f"search {run.name!r}: controller {config.controller_name}, budget {' or '.join(budget)} of "
+            f"{plural(epochs, 'epoch')} each{resumed}, {plural(config.concurrency, 'trial')} at once; "
+            f"run folder {run.path}")
 
 
 def summarize(run: RunFolder, records: list[TrialRecord], started_at: float) -> SearchSummary:
