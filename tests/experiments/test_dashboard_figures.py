@@ -98,7 +98,7 @@ def test_figures_show_the_numbers():
     assert list(by_time["random"].y) == best_so_far(p.value for p in mine)
     assert list(by_time["random"].x) == [p.finished_s / 60 for p in mine]
 
-    scatter, front, stars = figures["attnas-accuracy-vs-macs"].data
+    stars, scatter, front = figures["attnas-accuracy-vs-macs"].data
     complete = [p for p in points if p.state == "complete"]
     assert list(scatter.customdata) == [p.number for p in complete]
     wanted = [complete[i] for i in pareto_front([(p.macs, p.value) for p in complete])]
