@@ -144,3 +144,31 @@ def test_eta_is_smoothed_over_noisy_trials():
 @pytest.mark.parametrize("count, text", [(1, "1 trial"), (2, "2 trials"), (0, "0 trials")])
 def test_counts_agree_in_number(count, text):
     assert plural(count, "trial") == text
+
+
+@pytest.mark.slow
+def test_cli_search_without_a_terminal_says_its_plan_warm_start_and_each_trial(tmp_path, capsys, monkeypatch, ray_local):
+    import attnas.experiments.progress as progress
+    from attnas.experiments.cli import main
+    from attnas.experiments.run_folder import open_run
+    from tests.experiments.tiny import TINY, write_tiny
+
+    monkeypatch.setattr(progress, "WARM_START_WORTH_SAYING_S", 0.0)  # however fast the tiny backbone trains
+    evaluator = {**TINY["evaluator"], "pretrain_epochs": 1,
+                 "data": {**TINY["evaluator"]["data"], "cache_dir": str(tmp_path / "cache")}}  # a cold cache
+    config = write_tiny(tmp_path, budget={"trials": 3}, concurrency=1, evaluator=evaluator)
+    assert main(["search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    run = open_run(tmp_path / "runs" / "tiny")
+    assert lines[0] == (f"search 'tiny': controller random, budget 3 trials of 2 epochs each, 1 trial at once; "
+                        f"run folder {run.path}")
+    warm = [line for line in lines if line.startswith("warm start:")]
+    assert len(warm) == 1 and warm[0].startswith("warm start: trial 0 pretrained the backbone alone in ")
+    finished = [line for line in lines if line.startswith("trial ")]
+    records = run.history().trials()
+    assert [line.split()[1:3] for line in finished] == [[str(r.number), r.state] for r in records]
+    assert [f"[{i}/3," in line for i, line in enumerate(finished, start=1)] == [True] * 3
+    # the study's params are the cells' named choices
+    for trial in run.history().study.trials:
+        cell = trial.user_attrs["cell"]
+        assert trial.params["0.op"] in {node["op"] for node in cell["nodes"].values()}
