@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -34,24 +35,32 @@ def plural(count: int, noun: str) -> str:
 class SteadyEta:
     """Time left, smoothed over finished trials so that it counts down steadily instead of jumping.
 
-    Each finished trial's duration (less any one-time warm start it paid) updates an exponential moving average;
-    the raw estimate is that mean times the trials left over the trials run at once. Between finishes the estimate
-    counts down with the clock, and a new raw estimate is blended into the countdown rather than replacing it."""
+    A trial's duration is taken less any one-time warm start it paid. The typical duration is the mean of the
+    recent ones without the longest and the shortest (from three trials on), so one slow start-up does not
+    linger; the raw estimate is that duration times the trials left over the trials run at once. Between finishes
+    the estimate counts down with the clock, and each new raw estimate is blended into the countdown rather than
+    replacing it."""
 
-    def __init__(self, *, parallel: int, smoothing: float = 0.3):
+    def __init__(self, *, parallel: int, window: int = 20):
         self.parallel = max(1, int(parallel))
-        self.smoothing = smoothing
-        self.mean_duration: float | None = None
+        self.durations: deque[float] = deque(maxlen=window)
         self._estimate: float | None = None
         self._at = 0.0
 
+    @property
+    def typical_duration(self) -> float | None:
+        """The trimmed mean of the recent durations (None before the first)."""
+        if not self.durations:
+            return None
+        ordered = sorted(self.durations)
+        trim = max(1, len(ordered) // 4) if len(ordered) >= 3 else 0
+        kept = ordered[trim:len(ordered) - trim]
+        return sum(kept) / len(kept)
+
     def trial_finished(self, duration_s: float, *, left: int, now: float) -> None:
         """Take one finished trial's duration into the estimate; `left` trials remain to run after it."""
-        duration_s = max(0.0, float(duration_s))
-        s = self.smoothing
-        self.mean_duration = duration_s if self.mean_duration is None else \
-            (1 - s) * self.mean_duration + s * duration_s
-        raw = self.mean_duration * left / self.parallel
+        self.durations.append(max(0.0, float(duration_s)))
+        raw = self.typical_duration * left / self.parallel
         if self._estimate is None:
             self._estimate = raw
         else:
@@ -231,7 +240,7 @@ class SearchProgress(Callback):
         counts = Text(f"{len(self.running)} running, {self.counts[COMPLETE]} complete, {self.counts[PRUNED]} pruned, "
                       f"{self.counts[FAILED]} failed; {self._best_text()}", no_wrap=True, overflow="ellipsis")
         table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-        for column, width, justify in (("trial", 6, "right"), ("cell", 14, "left"), ("node", 24, "left"),
+        for column, width, justify in (("trial", 6, "right"), ("cell", 16, "left"), ("node", 24, "left"),
                                        ("epoch", 7, "right"), (self.searcher.metric, 9, "right"),
                                        ("elapsed", 8, "right")):
             table.add_column(column, width=width, justify=justify, no_wrap=True, overflow="ellipsis")

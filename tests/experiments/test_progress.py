@@ -141,6 +141,25 @@ def test_eta_is_smoothed_over_noisy_trials():
     assert SteadyEta(parallel=1).seconds_left(0.0) is None
 
 
+def test_one_slow_start_up_does_not_linger_in_the_eta():
+    eta = SteadyEta(parallel=1)
+    now, left = 0.0, 30
+    for duration in (30.0, 5.0, 5.0, 5.0):  # the first trial also started the worker
+        now += duration
+        left -= 1
+        eta.trial_finished(duration, left=left, now=now)
+    assert eta.typical_duration == 5.0
+    assert eta.seconds_left(now) < 0.5 * 30.0 * left  # already far below the first estimate...
+    previous = eta.seconds_left(now)
+    for _ in range(8):
+        now += 5.0
+        left -= 1
+        eta.trial_finished(5.0, left=left, now=now)
+        assert eta.seconds_left(now) <= previous  # ...and only coming down from there
+        previous = eta.seconds_left(now)
+    assert abs(previous - 5.0 * left) <= 0.1 * 5.0 * left
+
+
 @pytest.mark.parametrize("count, text", [(1, "1 trial"), (2, "2 trials"), (0, "0 trials")])
 def test_counts_agree_in_number(count, text):
     assert plural(count, "trial") == text
