@@ -20,6 +20,7 @@ from attnas.controllers.objective import Objective
 from attnas.experiments.config import ExperimentConfig, proxy_config
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder
+from attnas.experiments.wording import plural
 from attnas.search_space import SearchSpace
 from attnas.search_space.errors import AttnasError
 
@@ -136,8 +137,6 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
 
 def search_plan_line(config: ExperimentConfig, run: RunFolder, *, done: int, epochs: int) -> str:
     """The line a search starts with: controller, budget, trials at once, where the run folder is."""
-    from attnas.experiments.progress import plural
-
     budget = [plural(config.budget.trials, "trial")] if config.budget.trials else []
     if config.budget.time:
         budget.append(f"{config.budget.time if isinstance(config.budget.time, str) else f'{config.budget.seconds:g}s'}"

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.experiments.wording import plural
 from attnas.search_space import SearchSpace
 
 
@@ -35,18 +36,18 @@ class Plan:
     storage: str
 
     def lines(self) -> list[str]:
-        gpu = (f"{self.gpus_per_trial:g} GPU each ({self.trials_per_gpu} trials share a GPU)"
+        gpu = (f"{self.gpus_per_trial:g} GPU each ({plural(self.trials_per_gpu, 'trial')} share a GPU)"
                if self.gpus_per_trial else "CPU only")
-        budget = " and ".join(x for x in (f"{self.trials} trials" if self.trials else "",
+        budget = " and ".join(x for x in (plural(self.trials, "trial") if self.trials else "",
                                           f"{self.time_limit_s:.0f} s" if self.time_limit_s else "") if x)
         return [
             f"experiment {self.name!r}: {self.controller} over space {self.space!r} ({self.space_cells} cells)",
-            f"budget: {budget or 'unbounded'}; {self.concurrency} trials at once, {self.cpus_per_trial:g} CPU and "
-            f"{gpu}",
+            f"budget: {budget or 'unbounded'}; {plural(self.concurrency, 'trial')} at once, "
+            f"{self.cpus_per_trial:g} CPU and {gpu}",
             f"cluster needs at least {self.cluster_cpus_needed:g} CPUs and {self.cluster_gpus_needed:g} GPUs free "
-            f"to run {self.concurrency} trials at once",
-            f"each trial: {self.backbone} with the cell at {', '.join(self.placements)}, {self.epochs} epochs on "
-            f"{self.data}; early stopping: {self.early_stopping}",
+            f"to run {plural(self.concurrency, 'trial')} at once",
+            f"each trial: {self.backbone} with the cell at {', '.join(self.placements)}, "
+            f"{plural(self.epochs, 'epoch')} on {self.data}; early stopping: {self.early_stopping}",
             f"history: {self.storage}",
         ]
 
@@ -76,7 +77,7 @@ def plan(config: ExperimentConfig) -> Plan:
         controller = (f"differentiable search ({search.sampling}, {epochs} supernet epochs"
                       + (", then the derived cell re-trained)" if search.retrain else ")"))
         trials = epochs + (1 if search.retrain else 0)
-    stopping = (f"ASHA (grace {scheduler.grace_period} epochs, reduction {scheduler.reduction_factor})"
+    stopping = (f"ASHA (grace {plural(scheduler.grace_period, 'epoch')}, reduction {scheduler.reduction_factor})"
                 if scheduler.scheduler == "asha" else "none")
     return Plan(
         name=config.name, space=space.name, space_cells=cells, controller=controller,

@@ -7,7 +7,6 @@ the search starts, a line when the first trial has paid the one-time warm start,
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections import deque
@@ -22,27 +21,24 @@ from rich.table import Table
 from rich.text import Text
 
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, History
+from attnas.experiments.wording import duration
 
 # A warm start shorter than this (the cached backbone read back from disk) is not worth a line.
 WARM_START_WORTH_SAYING_S = 2.0
 
 
-def plural(count: int, noun: str) -> str:
-    """`1 trial`, `2 trials`: counts in messages agree in number."""
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
 class SteadyEta:
     """Time left, smoothed over finished trials so that it counts down steadily instead of jumping.
 
-    A trial's duration is taken less any one-time warm start it paid. The typical duration is the mean of the
-    recent ones without the longest and the shortest (from three trials on), so one slow start-up does not
-    linger; the raw estimate is that duration times the trials left over the trials run at once. Between finishes
-    the estimate counts down with the clock, and each new raw estimate is blended into the countdown rather than
-    replacing it."""
+    A trial's duration is taken less any one-time warm start it paid. The first round of trials (as many as run at
+    once) also started the workers, so once a later trial has finished they no longer count. The typical duration
+    is the mean of the recent ones without the longest and the shortest (from three on); the raw estimate is that
+    duration times the trials left over the trials run at once. Between finishes the estimate counts down with the
+    clock, and each new raw estimate is blended into the countdown rather than replacing it."""
 
     def __init__(self, *, parallel: int, window: int = 20):
         self.parallel = max(1, int(parallel))
+        self.first_round: list[float] = []
         self.durations: deque[float] = deque(maxlen=window)
         self._estimate: float | None = None
         self._at = 0.0
@@ -50,16 +46,21 @@ class SteadyEta:
     @property
     def typical_duration(self) -> float | None:
         """The trimmed mean of the recent durations (None before the first)."""
-        if not self.durations:
+        recent = self.durations or self.first_round
+        if not recent:
             return None
-        ordered = sorted(self.durations)
+        ordered = sorted(recent)
         trim = max(1, len(ordered) // 4) if len(ordered) >= 3 else 0
         kept = ordered[trim:len(ordered) - trim]
         return sum(kept) / len(kept)
 
     def trial_finished(self, duration_s: float, *, left: int, now: float) -> None:
         """Take one finished trial's duration into the estimate; `left` trials remain to run after it."""
-        self.durations.append(max(0.0, float(duration_s)))
+        duration_s = max(0.0, float(duration_s))
+        if len(self.first_round) < self.parallel:
+            self.first_round.append(duration_s)
+        else:
+            self.durations.append(duration_s)
         raw = self.typical_duration * left / self.parallel
         if self._estimate is None:
             self._estimate = raw
@@ -156,7 +157,7 @@ class SearchProgress(Callback):
         warm = result.get("warm_start_s")
         if isinstance(warm, (int, float)) and warm >= WARM_START_WORTH_SAYING_S and not self.warm_start_said:
             self.warm_start_said = True
-            self._say(f"warm start: trial {shown.number} pretrained the backbone alone in {_duration(warm)} "
+            self._say(f"warm start: trial {shown.number} pretrained the backbone alone in {duration(warm)} "
                       f"(once per machine; later trials load it from the cache)")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -192,7 +193,7 @@ class SearchProgress(Callback):
         if not self.live_display:
             shown_value = f"{value:.4f}" if isinstance(value, (int, float)) and state != FAILED else "-"
             print(f"trial {number} {state} {self.searcher.metric} {shown_value}  [{self.done}/{self.total}, "
-                  f"{self._best_text()}, {_duration(now - self.started)} elapsed, {self.eta_text(now)} left]",
+                  f"{self._best_text()}, {duration(now - self.started)} elapsed, {self.eta_text(now)} left]",
                   file=sys.stderr, flush=True)
 
     def _hash(self, trial: Any) -> str:
@@ -228,7 +229,7 @@ class SearchProgress(Callback):
         if self.deadline is not None:
             until_deadline = max(0.0, self.deadline - now)
             seconds = until_deadline if seconds is None else min(seconds, until_deadline)
-        return "-" if seconds is None else f"~{_duration(seconds)}"
+        return "-" if seconds is None else f"~{duration(seconds)}"
 
     def _best_text(self) -> str:
         return f"best {self.best[0]:.4f} ({self.best[1]})" if self.best else "no complete trial yet"
@@ -236,7 +237,7 @@ class SearchProgress(Callback):
     def __rich__(self) -> Group:
         now = self.clock()
         self._bar.update(self._task, completed=self.done,
-                         description=f"elapsed {_duration(now - self.started)}  left {self.eta_text(now)}")
+                         description=f"elapsed {duration(now - self.started)}  left {self.eta_text(now)}")
         counts = Text(f"{len(self.running)} running, {self.counts[COMPLETE]} complete, {self.counts[PRUNED]} pruned, "
                       f"{self.counts[FAILED]} failed; {self._best_text()}", no_wrap=True, overflow="ellipsis")
         table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
@@ -248,7 +249,7 @@ class SearchProgress(Callback):
         for shown in sorted(self.running.values(), key=lambda r: (str(type(r.number)), r.number)):
             table.add_row(str(shown.number), shown.cell_hash, shown.node, f"{shown.epoch}/{epochs}",
                           "-" if shown.metric is None else f"{shown.metric:.4f}",
-                          _duration(now - shown.started))
+                          duration(now - shown.started))
         return Group(self._bar, counts, table)
 
 
@@ -261,12 +262,3 @@ def _error_text(trial: Any) -> str:
         except OSError:
             pass
     return "the trial's worker raised or died"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(math.floor(max(0.0, seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
