@@ -269,11 +269,27 @@ def _export(args: argparse.Namespace) -> int:
 
     path = export_trial(args.run_dir, trial=args.trial, output=args.output, fmt=args.format,
                         channels=args.channels)
+    if args.trial is not None:
+        _warn_unfinished(args.run_dir, args.trial)
     print(f"wrote {path}")
     weights = weights_path(path)
     if path.suffix == ".py" and weights.exists():
         print(f"wrote {weights} (the trained weights: module.load_state_dict(torch.load('{weights}')))")
     return 0
+
+
+def _warn_unfinished(run_dir: str, number: int) -> None:
+    """Say so when the exported trial did not complete: its cell is exported, but it has no final score."""
+    from attnas.experiments.history import FAILED, PRUNED
+    from attnas.experiments.run_folder import open_run
+
+    record = open_run(run_dir).history().trial(number)
+    if record.state == PRUNED:
+        print(f"warning: trial {number} was pruned after {len(record.curve)} of its epochs (stopped early as a weak "
+              "cell): its cell is exported, but it has no final score", file=sys.stderr)
+    elif record.state == FAILED:
+        print(f"warning: trial {number} failed ({record.reason or 'no reason recorded'}): its cell is exported, "
+              "but it was never scored", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------- evaluate and train
