@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from attnas.experiments.config import ExperimentConfig, proxy_config
 from attnas.experiments.wording import plural
 from attnas.search_space import SearchSpace
+from attnas.search_space.errors import AttnasError
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,30 @@ class Plan:
         ]
 
 
+def check_placements(config: ExperimentConfig) -> None:
+    """A one-line error when `evaluator.at` names a block the backbone lacks, found before any trial runs. The
+    backbone is built on the meta device (its layout without allocating its weights; the names of its blocks do not
+    depend on the clip size)."""
+    import torch
+
+    from attnas.cells.backbones import create_backbone
+    from attnas.cells.insert import placements
+
+    evaluator = proxy_config(config.evaluator, where=config.source)
+    with torch.device("meta"):
+        model = create_backbone(evaluator.backbone, **dict(evaluator.backbone_args))
+    known = placements(model)
+    for name in evaluator.at:
+        if name not in known:
+            valid = list(getattr(model, "placements", lambda: known)())
+            raise AttnasError(f"{config.source}: field 'evaluator.at': unknown placement {name!r} for backbone "
+                              f"{evaluator.backbone!r}; valid placements: {', '.join(valid[:20])}"
+                              + (", ..." if len(valid) > 20 else ""))
+
+
 def plan(config: ExperimentConfig) -> Plan:
-    """The plan of `config` (already validated by `load_experiment`)."""
+    """The plan of `config` (already validated by `load_experiment`); raises when its placements do not exist."""
+    check_placements(config)
     space = SearchSpace.from_yaml(config.space_path)
     size = space.count(samples=2000)
     cells = f"{size.cells:,.0f}" if size.exact else f"~{size.cells:.3g}"

@@ -66,3 +66,11 @@ def test_train_labels_validation_and_its_weights_load_into_the_rebuilt_model(tmp
     saved = torch.load(weights, weights_only=True)
     assert set(model.state_dict()) == set(saved)
     assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
+
+
+def test_dry_run_checks_the_placements(tmp_path, capsys):
+    config = write_tiny(tmp_path, evaluator={**TINY["evaluator"], "at": ["conv2:0", "conv9:0"]})
+    assert main(["search", config, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: field 'evaluator.at': unknown placement 'conv9:0' for backbone 'proxy_i3d'" in err
+    assert "valid placements: conv1, conv1:0, conv2, conv2:0" in err
