@@ -16,6 +16,7 @@ from rich.table import Table
 
 from attnas.experiments.dashboard.data import load_references
 from attnas.experiments.dashboard.figures import REFERENCE_LABELS
+from attnas.experiments.dashboard.notes import si_units
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder
 
@@ -83,7 +84,7 @@ class RunStatus:
             else:
                 cell = f"= {label}: {row.ops}" if label else row.ops
             table.add_row("ref" if row.trial is None else str(row.trial), (row.hash or "-")[:8],
-                          _fixed(row.accuracy, 4), _short(row.macs), _short(row.params),
+                          _fixed(row.accuracy, 4), si_units(row.macs, ".3g"), si_units(row.params, ".3g"),
                           _fixed(row.latency_ms, 1), _fixed(row.wall_time_s, 1), cell,
                           style="green" if row.trial is None else None)
         console.print(table)
@@ -120,16 +121,6 @@ def ops_summary(cell: dict) -> str:
     nodes: Sequence[dict] = list((cell.get("nodes") or {}).values())
     return ", ".join(f"{n['op'].removesuffix('_attention')}/{n.get('dim', n.get('mode', ''))}".rstrip("/")
                      for n in nodes)
-
-
-def _short(value: float | None) -> str:
-    """Three significant digits and a k/M/G suffix (`196M`, `1.23G`), so the column stays narrow."""
-    if value is None:
-        return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.3g}"
 
 
 def _fixed(value: float | None, digits: int) -> str:
