@@ -20,7 +20,7 @@ from attnas.controllers.objective import Objective
 from attnas.experiments.config import ExperimentConfig, proxy_config
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder
-from attnas.experiments.wording import plural
+from attnas.experiments.wording import duration, plural
 from attnas.search_space import SearchSpace
 from attnas.search_space.errors import AttnasError
 
@@ -138,12 +138,11 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
 def search_plan_line(config: ExperimentConfig, run: RunFolder, *, done: int, epochs: int) -> str:
     """The line a search starts with: controller, budget, trials at once, where the run folder is."""
     budget = [plural(config.budget.trials, "trial")] if config.budget.trials else []
-    if config.budget.time:
-        budget.append(f"{config.budget.time if isinstance(config.budget.time, str) else f'{config.budget.seconds:g}s'}"
-                      " of wall time")
+    if config.budget.seconds:
+        budget.append(duration(config.budget.seconds))
     resumed = f", {plural(done, 'trial')} already done" if done else ""
-    return (f"search {run.name!r}: controller {config.controller_name}, budget {' or '.join(budget)} of "
-            f"{plural(epochs, 'epoch')} each{resumed}, {plural(config.concurrency, 'trial')} at once; "
+    return (f"search {run.name!r}: controller {config.controller_name}, budget {' or '.join(budget) or 'unbounded'}, "
+            f"{plural(epochs, 'epoch')} a trial, {plural(config.concurrency, 'trial')} at once{resumed}; "
             f"run folder {run.path}")
 
 

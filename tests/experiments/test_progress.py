@@ -181,8 +181,8 @@ def test_cli_search_without_a_terminal_says_its_plan_warm_start_and_each_trial(t
     assert main(["search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     lines = capsys.readouterr().err.splitlines()
     run = open_run(tmp_path / "runs" / "tiny")
-    assert lines[0] == (f"search 'tiny': controller random, budget 3 trials of 2 epochs each, 1 trial at once; "
-                        f"run folder {run.path}")
+    assert lines[0] == f"search 'tiny': controller random, budget 3 trials, 2 epochs a trial, 1 trial at once; " \
+                       f"run folder {run.path}"
     warm = [line for line in lines if line.startswith("warm start:")]
     assert len(warm) == 1 and warm[0].startswith("warm start: trial 0 pretrained the backbone alone in ")
     finished = [line for line in lines if line.startswith("trial ")]
