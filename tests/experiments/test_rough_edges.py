@@ -74,3 +74,29 @@ def test_dry_run_checks_the_placements(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{config}: field 'evaluator.at': unknown placement 'conv9:0' for backbone 'proxy_i3d'" in err
     assert "valid placements: conv1, conv1:0, conv2, conv2:0" in err
+
+
+@pytest.mark.slow
+def test_building_the_package_warns_about_no_package_data(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    import shutil
+
+    # built from a copy: setuptools leaves a build/ folder in the tree it builds
+    source = tmp_path / "source"
+    shutil.copytree(Path(__file__).resolve().parents[2], source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "runs", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                            "-v", "-w", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert build.returncode == 0, build.stderr[-2000:]
+    log = build.stdout + build.stderr
+    for symptom in ("Package would be ignored", "is deprecated", "SetuptoolsDeprecationWarning", "package_data"):
+        assert symptom not in log, [line for line in log.splitlines() if symptom in line][:3]
+    [wheel] = tmp_path.glob("attnas-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "attnas/cells/zoo/non_local.yaml" in names
+    assert "attnas/experiments/configs/quickstart.yaml" in names
+    assert "attnas/experiments/configs/spaces/small.yaml" in names
