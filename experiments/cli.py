@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="progress of a search and a table of its best cells")
     status.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
     status.add_argument("--top", type=_positive_int, default=10, help="how many cells to list (default 10)")
+    status_format = status.add_mutually_exclusive_group()
+    status_format.add_argument("--json", action="store_true", help="print the status as JSON")
+    status_format.add_argument("--csv", action="store_true", help="print the table of cells as CSV")
     status.set_defaults(run=_status)
 
     export = commands.add_parser("export", help="write a trial's cell as a standalone PyTorch module, YAML or "
@@ -257,38 +260,17 @@ def _run(config, run, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- status
 def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
-    from attnas.experiments.dashboard.notes import si_units
-    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, best_of
     from attnas.experiments.run_folder import open_run
+    from attnas.experiments.status import run_status
 
     run = open_run(args.run_dir)
-    history = run.history()
-    records = history.trials()
-    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
-    console = Console()
-    console.print(f"run [bold]{run.name}[/] ({run.storage}): {len(records)} trials: "
-                  + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    table = Table(title=f"top {args.top} cells")
-    for column in ("trial", "hash", "accuracy", "MACs", "params", "latency ms", "wall s"):
-        table.add_column(column, justify="left" if column == "hash" else "right", no_wrap=True)
-    table.add_column("ops", overflow="fold")
-    for record in best_of(records, args.top):
-        ops = ", ".join(f"{n['op']}/{n.get('dim', n.get('mode', ''))}" for n in record.cell.get("nodes", {}).values())
-        table.add_row(str(record.number), record.hash, f"{record.value:.4f}",
-                      si_units(record.values.get("macs")), si_units(record.values.get("params")),
-                      _fixed(record.values.get("latency_ms")),
-                      _fixed(record.values.get("wall_time_s")), ops)
-    console.print(table)
-    failed = [r for r in records if r.state == FAILED][-3:]
-    for record in failed:
-        console.print(f"trial {record.number} failed: {record.reason}", style="red", markup=False)
+    status = run_status(run, run.history(), top=args.top)
+    if args.json or args.csv:
+        sys.stdout.write(status.to_json() + "\n" if args.json else status.to_csv())
+    else:
+        status.print_table(Console())
     return 0
-
-
-def _fixed(value) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 def _print_cell(cell: dict) -> None:
@@ -303,11 +285,27 @@ def _export(args: argparse.Namespace) -> int:
 
     path = export_trial(args.run_dir, trial=args.trial, output=args.output, fmt=args.format,
                         channels=args.channels)
+    if args.trial is not None:
+        _warn_unfinished(args.run_dir, args.trial)
     print(f"wrote {path}")
     weights = weights_path(path)
     if path.suffix == ".py" and weights.exists():
         print(f"wrote {weights} (the trained weights: module.load_state_dict(torch.load('{weights}')))")
     return 0
+
+
+def _warn_unfinished(run_dir: str, number: int) -> None:
+    """Say so when the exported trial did not complete: its cell is exported, but it has no final score."""
+    from attnas.experiments.history import FAILED, PRUNED
+    from attnas.experiments.run_folder import open_run
+
+    record = open_run(run_dir).history().trial(number)
+    if record.state == PRUNED:
+        print(f"warning: trial {number} was pruned after {len(record.curve)} of its epochs (stopped early as a weak "
+              "cell): its cell is exported, but it has no final score", file=sys.stderr)
+    elif record.state == FAILED:
+        print(f"warning: trial {number} failed ({record.reason or 'no reason recorded'}): its cell is exported, "
+              "but it was never scored", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------- evaluate and train

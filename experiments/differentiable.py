@@ -125,7 +125,7 @@ def _record_epoch(history: History, space: SearchSpace, epoch: dict, *, phase: s
     extra = {"search_epoch": epoch["epoch"]} if phase == "search" else {}
     return history.start(cell=cell.to_dict(), cell_hash=cell.hash, controller=NAME,
                          encoding=[int(v) for v in space.encode_vector(cell)], encoding_names=space.vector_names(),
-                         cardinalities=space.vector_cardinalities(), phase=phase,
+                         cardinalities=space.vector_cardinalities(), choices=space.vector_choices(), phase=phase,
                          **{WEIGHTS_ATTR: epoch["weights"]}, started_at=time.time(), **extra)
 
 

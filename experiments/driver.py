@@ -20,6 +20,7 @@ from attnas.controllers.objective import Objective
 from attnas.experiments.config import ExperimentConfig, proxy_config
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder
+from attnas.experiments.wording import duration, plural
 from attnas.search_space import SearchSpace
 from attnas.search_space.errors import AttnasError
 
@@ -107,7 +108,8 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     else:
         scheduler = FIFOScheduler()
     reporter = SearchProgress(history=history, searcher=searcher, total=done + len(interrupted) + remaining,
-                              deadline=deadline, enabled=progress)
+                              deadline=deadline, enabled=progress, concurrency=config.concurrency,
+                              plan=search_plan_line(config, run, done=done, epochs=epochs))
     trainable = tune.with_resources(train_trial, {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
     tuner = tune.Tuner(
         trainable,
@@ -131,6 +133,17 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         if owns_ray:
             ray.shutdown()
     return summarize(run, history.trials(), started_at)
+
+
+def search_plan_line(config: ExperimentConfig, run: RunFolder, *, done: int, epochs: int) -> str:
+    """The line a search starts with: controller, budget, trials at once, where the run folder is."""
+    budget = [plural(config.budget.trials, "trial")] if config.budget.trials else []
+    if config.budget.seconds:
+        budget.append(duration(config.budget.seconds))
+    resumed = f", {plural(done, 'trial')} already done" if done else ""
+    return (f"search {run.name!r}: controller {config.controller_name}, budget {' or '.join(budget) or 'unbounded'}, "
+            f"{plural(epochs, 'epoch')} a trial, {plural(config.concurrency, 'trial')} at once{resumed}; "
+            f"run folder {run.path}")
 
 
 def summarize(run: RunFolder, records: list[TrialRecord], started_at: float) -> SearchSummary:

@@ -3,7 +3,7 @@
 Only the driver writes. Each attnas trial is one Optuna trial:
 
 - value: the objective's metric (validation top-1 by default); intermediate values: that metric per epoch;
-- params: the cell's fixed-length encoding (one categorical per entry), so Optuna's importance and
+- params: the cell's fixed-length encoding (one categorical per entry, its choices named), so Optuna's importance and
   parallel-coordinate views work on cells;
 - user attributes: the cell spec and hash, controller, state and failure reason, multiply-adds, parameters,
   latency, wall time, the node it ran on, the Ray trial id and its last checkpoint;
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from attnas.experiments.trial_params import categorical_params
 from attnas.search_space.errors import AttnasError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -89,11 +89,11 @@ class History:
 
     # --------------------------------------------------------------------------------------------- writing
     def start(self, *, cell: dict, cell_hash: str, controller: str, encoding: Sequence[int] = (),
-              encoding_names: Sequence[str] = (), cardinalities: Sequence[int] = (), **attrs: Any) -> int:
-        """Record a trial that starts now; returns its number (the N of `attnas export --trial N`)."""
-        params = {name: int(v) for name, v in zip(encoding_names, encoding)}
-        distributions = {name: CategoricalDistribution(list(range(c)))
-                         for name, c in zip(encoding_names, cardinalities)}
+              encoding_names: Sequence[str] = (), cardinalities: Sequence[int] = (),
+              choices: Sequence[Sequence[str]] = (), **attrs: Any) -> int:
+        """Record a trial that starts now; returns its number (the N of `attnas export --trial N`). Its params are
+        the cell's encoding as named categoricals (`choices`, see experiments/trial_params.py)."""
+        params, distributions = categorical_params(encoding_names, encoding, cardinalities, choices)
         if params:
             self.study.enqueue_trial(params, skip_if_exists=False)
         trial = self.study.ask(fixed_distributions=distributions)

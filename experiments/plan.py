@@ -8,7 +8,9 @@ import math
 from dataclasses import dataclass
 
 from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.experiments.wording import plural
 from attnas.search_space import SearchSpace
+from attnas.search_space.errors import AttnasError
 
 
 @dataclass(frozen=True)
@@ -36,26 +38,48 @@ class Plan:
     data_check: tuple[str, ...] = ()  # what scanning the video folder found (evaluators VideoFolder.scan)
 
     def lines(self) -> list[str]:
-        gpu = (f"{self.gpus_per_trial:g} GPU each ({self.trials_per_gpu} trials share a GPU)"
+        gpu = (f"{self.gpus_per_trial:g} GPU each ({plural(self.trials_per_gpu, 'trial')} share a GPU)"
                if self.gpus_per_trial else "CPU only")
-        budget = " and ".join(x for x in (f"{self.trials} trials" if self.trials else "",
+        budget = " and ".join(x for x in (plural(self.trials, "trial") if self.trials else "",
                                           f"{self.time_limit_s:.0f} s" if self.time_limit_s else "") if x)
         return [
             f"experiment {self.name!r}: {self.controller} over space {self.space!r} ({self.space_cells} cells)",
-            f"budget: {budget or 'unbounded'}; {self.concurrency} trials at once, {self.cpus_per_trial:g} CPU and "
-            f"{gpu}",
+            f"budget: {budget or 'unbounded'}; {plural(self.concurrency, 'trial')} at once, "
+            f"{self.cpus_per_trial:g} CPU and {gpu}",
             f"cluster needs at least {self.cluster_cpus_needed:g} CPUs and {self.cluster_gpus_needed:g} GPUs free "
-            f"to run {self.concurrency} trials at once",
-            f"each trial: {self.backbone} with the cell at {', '.join(self.placements)}, {self.epochs} epochs on "
-            f"{self.data}; early stopping: {self.early_stopping}",
+            f"to run {plural(self.concurrency, 'trial')} at once",
+            f"each trial: {self.backbone} with the cell at {', '.join(self.placements)}, "
+            f"{plural(self.epochs, 'epoch')} on {self.data}; early stopping: {self.early_stopping}",
             f"history: {self.storage}",
             *self.data_check,
         ]
 
 
+def check_placements(config: ExperimentConfig) -> None:
+    """A one-line error when `evaluator.at` names a block the backbone lacks, found before any trial runs. The
+    backbone is built on the meta device (its layout without allocating its weights; the names of its blocks do not
+    depend on the clip size)."""
+    import torch
+
+    from attnas.cells.backbones import create_backbone
+    from attnas.cells.insert import placements
+
+    evaluator = proxy_config(config.evaluator, where=config.source)
+    with torch.device("meta"):
+        model = create_backbone(evaluator.backbone, **dict(evaluator.backbone_args))
+    known = placements(model)
+    for name in evaluator.at:
+        if name not in known:
+            valid = list(getattr(model, "placements", lambda: known)())
+            raise AttnasError(f"{config.source}: field 'evaluator.at': unknown placement {name!r} for backbone "
+                              f"{evaluator.backbone!r}; valid placements: {', '.join(valid[:20])}"
+                              + (", ..." if len(valid) > 20 else ""))
+
+
 def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
-    """The plan of `config` (already validated by `load_experiment`); `check_data` also scans its video folder
-    (raising AttnasError on what would fail every trial)."""
+    """The plan of `config` (already validated by `load_experiment`); raises when its placements do not exist.
+    `check_data` also scans its video folder (raising AttnasError on what would fail every trial)."""
+    check_placements(config)
     space = SearchSpace.from_yaml(config.space_path)
     size = space.count(samples=2000)
     cells = f"{size.cells:,.0f}" if size.exact else f"~{size.cells:.3g}"
@@ -79,7 +103,7 @@ def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
         controller = (f"differentiable search ({search.sampling}, {epochs} supernet epochs"
                       + (", then the derived cell re-trained)" if search.retrain else ")"))
         trials = epochs + (1 if search.retrain else 0)
-    stopping = (f"ASHA (grace {scheduler.grace_period} epochs, reduction {scheduler.reduction_factor})"
+    stopping = (f"ASHA (grace {plural(scheduler.grace_period, 'epoch')}, reduction {scheduler.reduction_factor})"
                 if scheduler.scheduler == "asha" else "none")
     return Plan(
         name=config.name, space=space.name, space_cells=cells, controller=controller,

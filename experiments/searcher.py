@@ -37,6 +37,7 @@ class ControllerSearcher(Searcher):
         self.errors: dict[str, str] = {}
         self.names = list(getattr(space, "vector_names", lambda: [])())
         self.cardinalities = list(space.vector_cardinalities())
+        self.choices = list(space.vector_choices())
 
     def suggest(self, trial_id: str):
         if self.interrupted:
@@ -56,7 +57,7 @@ class ControllerSearcher(Searcher):
         number = self.history.start(
             cell=self.space.to_data(cell), cell_hash=self.space.hash(cell), controller=self.controller.name,
             encoding=[int(v) for v in self.space.encode_vector(cell)], encoding_names=self.names,
-            cardinalities=self.cardinalities, ray_trial_id=trial_id, started_at=time.time())
+            cardinalities=self.cardinalities, choices=self.choices, ray_trial_id=trial_id, started_at=time.time())
         self.started += 1
         self._track(trial_id, number, cell, trial_id)
         if self.publisher is not None:

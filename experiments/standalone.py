@@ -1,6 +1,7 @@
 """`attnas evaluate` and `attnas train`: one cell, scored or trained with an experiment's evaluator, no search."""
 from __future__ import annotations
 
+import difflib
 import statistics
 import tempfile
 from dataclasses import replace
@@ -23,8 +24,10 @@ def resolve_cell(text: str) -> CellSpec | None:
         return CellSpec.from_yaml(text)
     if text in zoo_names():
         return load_zoo(text)
-    raise AttnasError(f"{text}: no such cell file or reference cell; reference cells: "
-                      f"{', '.join(zoo_names() + [NO_CELL])}")
+    known = zoo_names() + [NO_CELL]
+    close = difflib.get_close_matches(text.replace("-", "_"), known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise AttnasError(f"{text}: no such cell file or reference cell{hint} (reference cells: {', '.join(known)})")
 
 
 def _evaluator_settings(config_path: str):
@@ -36,7 +39,8 @@ def _evaluator_settings(config_path: str):
 
 def _epoch_printer(console: Console, label: str):
     def report(epoch: int, metrics: dict) -> bool:
-        console.print(f"  {label} epoch {epoch}: top1 {metrics['top1']:.4f}  loss {metrics['loss']:.4f}")
+        console.print(f"  {label} epoch {epoch}: validation top1 {metrics['top1']:.4f}  "
+                      f"validation loss {metrics['loss']:.4f}")
         return False
     return report
 
@@ -92,7 +96,30 @@ def train_cell(cell: str, *, config_path: str, epochs: int | None = None, output
     console.print(f"{cell}: validation top1 {result.top1:.4f}, test top1 {result.test_top1:.4f} after "
                   f"{result.epochs} epochs ({result.wall_time:.0f} s); {result.params:,} params, "
                   f"{result.macs:,} multiply-adds per clip" + (f"; weights in {output}" if output else ""))
+    if output:
+        console.print("to load the weights, rebuild the same model: "
+                      f"attnas.experiments.standalone.load_trained({cell!r}, config={config_path!r}, "
+                      f"weights={output!r})", markup=False, highlight=False)
     return result
+
+
+def load_trained(cell: str, *, config: str, weights: str):
+    """The model `attnas train CELL --config CONFIG -o WEIGHTS` trained: the experiment's backbone with the cell
+    inserted where the experiment puts it, with the saved weights loaded (strictly), in eval mode."""
+    import torch
+
+    from attnas.evaluators.proxy import ProxyEvaluator
+
+    spec = resolve_cell(cell)
+    evaluator = ProxyEvaluator(_evaluator_settings(config))
+    splits = evaluator.splits()
+    model = evaluator.build_model(spec, splits.num_classes, splits.clip_shape)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as error:
+        raise AttnasError(f"{weights}: cannot read the weights ({str(error).splitlines()[0][:200]})") from None
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def _optional(value, scale: float = 1.0) -> str:

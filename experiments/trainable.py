@@ -45,11 +45,14 @@ def train_trial(config: dict) -> None:
 
     epochs = settings.epochs
     held: dict[str, Any] = {}
+    warm_start_s = _warm_start(ProxyEvaluator(settings))
 
     def report(epoch: int, metrics: dict) -> bool:
         payload = _tune_metrics(metrics, epoch=epoch, node=node)
         if metrics.get("feature_path"):  # which input path the trial took (a string), into its attributes
             payload["feature_path"] = metrics["feature_path"]
+        if warm_start_s is not None:  # the one-time cost this trial paid, for the progress display and its ETA
+            payload["warm_start_s"] = warm_start_s
         if epoch >= epochs:
             held.update(payload)  # reported below, with the costs measured at the end
             return False
@@ -88,6 +91,19 @@ def skipped_videos(data) -> dict[str, list[str]]:
 
 
 MAX_SKIPPED_LISTED = 10_000
+
+
+def _warm_start(evaluator) -> float | None:
+    """Seconds spent getting the pretrained backbone (trained on first use per machine, then read from the cache);
+    None without pretraining. A failure is left to `evaluate`, which reports it as the trial's failure."""
+    if not evaluator.config.pretrain_epochs:
+        return None
+    started = time.perf_counter()
+    try:
+        evaluator.pretrained_backbone()
+    except Exception:  # noqa: BLE001 - evaluate() meets the same error and fails the trial with its reason
+        return None
+    return time.perf_counter() - started
 
 
 def _tune_metrics(metrics: dict, *, epoch: int, node: str) -> dict:

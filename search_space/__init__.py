@@ -2,6 +2,8 @@
 
 Pure Python with networkx and numpy; never imports torch.
 """
+from pathlib import Path
+
 from attnas.search_space.errors import AttnasError, SpecError
 from attnas.search_space.interface import Space
 from attnas.search_space.resources import space_names, space_path, zoo_names, zoo_path
@@ -22,5 +24,9 @@ def load_zoo(name: str) -> CellSpec:
 
 def load_space(name_or_path: str) -> SearchSpace:
     """A shipped search space by name ('default', 'small'), or any search-space YAML file by path."""
-    path = space_path(name_or_path) if name_or_path in space_names() else name_or_path
-    return SearchSpace.from_yaml(str(path))
+    if name_or_path in space_names():
+        return SearchSpace.from_yaml(str(space_path(name_or_path)))
+    if not Path(name_or_path).is_file():
+        raise SpecError(f"{name_or_path}: no such file or shipped space (shipped spaces: "
+                        f"{', '.join(space_names())})")
+    return SearchSpace.from_yaml(str(name_or_path))

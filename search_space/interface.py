@@ -42,6 +42,10 @@ class Space(abc.ABC):
     def vector_cardinalities(self) -> Sequence[int]:
         """The number of categories of each entry of `encode_vector` (entries are integers 0..cardinality-1)."""
 
+    def vector_choices(self) -> Sequence[Sequence[str]]:
+        """Each entry's categories by name, for histories and dashboards (default: the category numbers)."""
+        return [tuple(str(i) for i in range(c)) for c in self.vector_cardinalities()]
+
     @abc.abstractmethod
     def encode_vector(self, cell: Any) -> np.ndarray:
         """A fixed-length integer vector describing the cell, for TPE- and GP-style models over flat inputs."""

@@ -435,6 +435,16 @@ class SearchSpace(Space):
     def vector_names(self) -> list[str]:
         return [name for name, _ in self._vector_layout]
 
+    def vector_choices(self) -> list[tuple[str, ...]]:
+        """Each vector entry's categories by name: `-` for an empty slot or an attribute its op lacks, `slot N` for
+        an input taken from slot N's node, else the op, value or width itself."""
+        def named(entry: str, value: Any) -> str:
+            if value is None:
+                return "-"
+            return f"slot {value}" if entry.endswith((".map0", ".map1", ".bag")) and value != INPUT else str(value)
+
+        return [tuple(named(entry, value) for value in values) for entry, values in self._vector_layout]
+
     def encode_vector(self, cell: CellSpec) -> np.ndarray:
         self.check(cell)
         canonical = cell.canonical()

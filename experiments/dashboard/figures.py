@@ -19,6 +19,7 @@ from attnas.experiments.history import COMPLETE, FAILED, PRUNED
 
 TOP_FRACTION = 0.10
 CURVES_SHOWN = 10
+MIN_TOP_CELLS = 3  # the ops figure draws its bars once the top 10% holds this many cells
 REFERENCE_LABELS = {"none": "backbone alone", "non_local": "non-local", "double_attention": "A^2 (double attention)"}
 FIGURE_TITLES = {
     "attnas-best-by-trial": "Best accuracy so far, by trial",
@@ -124,6 +125,17 @@ def accuracy_macs_figure(points: Sequence[TrialPoint], references: Sequence[Refe
     """Complete cells by multiply-adds and accuracy, their Pareto front, and the reference cells as stars."""
     complete = [p for p in points if p.state == COMPLETE and p.value is not None and p.macs]
     figure = go.Figure()
+    shown = [r for r in references if r.macs]
+    if shown:  # drawn first, so a cell at the same place (the Pareto front's, say) stays visible on top of a star
+        least, most = min(r.macs for r in shown), max(r.macs for r in shown)
+        figure.add_trace(go.Scatter(
+            x=[r.macs for r in shown], y=[r.accuracy for r in shown], mode="markers+text", name="reference cells",
+            text=[REFERENCE_LABELS.get(r.name, r.name) for r in shown], cliponaxis=False,
+            # labels lean inwards at the ends of the axis, so none runs off the plot
+            textposition=["top right" if r.macs == least and least != most else
+                          "top left" if r.macs == most and least != most else "top center" for r in shown],
+            marker=dict(symbol="star", size=15, color="#2ca02c", line=dict(width=1, color="black")),
+            hovertemplate="%{text}<br>MACs %{x:.3s}<br>accuracy %{y:.4f}<extra></extra>"))
     figure.add_trace(go.Scatter(
         x=[p.macs for p in complete], y=[p.value for p in complete], mode="markers", name="cells",
         marker=dict(size=6, opacity=0.55, color="#1f77b4"), customdata=[p.number for p in complete],
@@ -133,14 +145,8 @@ def accuracy_macs_figure(points: Sequence[TrialPoint], references: Sequence[Refe
         x=[p.macs for p in front], y=[p.value for p in front], mode="lines+markers", line_shape="hv",
         name="Pareto front", marker=dict(size=9, color="#d62728"), customdata=[p.number for p in front],
         hovertemplate="trial %{customdata} (Pareto)<br>MACs %{x:.3s}<br>accuracy %{y:.4f}<extra></extra>"))
-    shown = [r for r in references if r.macs]
-    if shown:
-        figure.add_trace(go.Scatter(
-            x=[r.macs for r in shown], y=[r.accuracy for r in shown], mode="markers+text", name="reference cells",
-            text=[REFERENCE_LABELS.get(r.name, r.name) for r in shown], textposition="top center",
-            marker=dict(symbol="star", size=15, color="#2ca02c", line=dict(width=1, color="black")),
-            hovertemplate="%{text}<br>MACs %{x:.3s}<br>accuracy %{y:.4f}<extra></extra>"))
     figure.update_xaxes(type="log")
+    figure.update_yaxes(range=_padded_range([p.value for p in complete] + [r.accuracy for r in shown]))
     return _finish(figure, "attnas-accuracy-vs-macs", x="multiply-adds per clip (log)", y="accuracy")
 
 
@@ -150,10 +156,20 @@ def frequencies_figure(points: Sequence[TrialPoint]) -> go.Figure:
     table = op_dim_frequencies([p.cell for p in complete], [p.value for p in complete])
     top_count = max(1, math.ceil(TOP_FRACTION * len(complete))) if complete else 0
     figure = make_subplots(rows=1, cols=2, subplot_titles=("op", "dim"), horizontal_spacing=0.08)
+    if top_count < MIN_TOP_CELLS:  # a "top 10%" of one or two cells says nothing about the ops that help
+        needed = math.floor((MIN_TOP_CELLS - 1) / TOP_FRACTION) + 1
+        figure.add_annotation(text=f"Too few complete cells yet: {_cells(len(complete))}, so the top 10% would be "
+                                   f"{_cells(top_count)}.<br>This figure appears from {needed} complete cells on.",
+                              xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font_size=14)
+        figure.update_xaxes(visible=False)
+        figure.update_yaxes(visible=False)
+        figure.update_annotations(selector=dict(text="op"), visible=False)
+        figure.update_annotations(selector=dict(text="dim"), visible=False)
+        return _finish(figure, "attnas-ops-top10", x=None, y="")
     for column, kind in enumerate(("op", "dim"), start=1):
         names = list(table[kind])
-        for index, (label, colour) in enumerate(((f"top 10% ({top_count} cells)", "#d62728"),
-                                                 (f"all ({len(complete)} cells)", "#7f7f7f"))):
+        for index, (label, colour) in enumerate(((f"top 10% ({_cells(top_count)})", "#d62728"),
+                                                 (f"all ({_cells(len(complete))})", "#7f7f7f"))):
             figure.add_trace(go.Bar(x=names, y=[table[kind][n][index] for n in names], name=label,
                                     marker_color=colour, showlegend=column == 1, legendgroup=label,
                                     hovertemplate="%{x}: %{y:.0%} of cells<extra>" + label + "</extra>"),
@@ -178,6 +194,19 @@ def curves_figure(points: Sequence[TrialPoint], references: Sequence[Reference] 
     _finish(figure, "attnas-learning-curves", x="epoch", y="validation accuracy")
     return figure.update_layout(legend=dict(orientation="v", yanchor="top", y=1.0, x=1.02, font_size=10),
                                 margin=dict(r=10))
+
+
+def _cells(count: int) -> str:
+    return f"{count} cell" + ("" if count == 1 else "s")
+
+
+def _padded_range(values: Sequence[float]) -> list[float] | None:
+    """A y range with room above the highest point for a reference cell's label (None: plotly's own)."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    span = (high - low) or max(abs(high), 0.1)
+    return [low - 0.08 * span, high + 0.18 * span]
 
 
 def _by_controller(points: Sequence[TrialPoint]) -> list[tuple[str, list[TrialPoint]]]:

@@ -51,11 +51,11 @@ def study_note(metadata: Mapping[str, Any], *, run_path: str | None = None) -> s
     ])
 
 
-def si_units(value: float | None) -> str:
-    """A count with a k/M/G suffix, or - when unknown."""
+def si_units(value: float | None, number_format: str = ".2f") -> str:
+    """A count with a k/M/G suffix (`209.70M`; `210M` with number_format ".3g"), or - when unknown."""
     if value is None:
         return "-"
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= scale:
-            return f"{value / scale:.2f}{unit}"
+            return f"{value / scale:{number_format}}{unit}"
     return f"{value:.0f}"

@@ -10,6 +10,7 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from attnas.experiments.dashboard.page_style import with_page_style
 from attnas.experiments.dashboard.store import artifact_store, run_artifact_dir
 from attnas.experiments.history import History
 from attnas.experiments.run_folder import RunFolder, open_run
@@ -53,8 +54,8 @@ class DashboardServer:
 
         speedup.install()
         self.run, self.history = open_history(run_dir)
-        app = optuna_dashboard.wsgi(self.history.study._storage,
-                                    artifact_store=artifact_store(run_artifact_dir(self.run)))
+        app = with_page_style(optuna_dashboard.wsgi(self.history.study._storage,
+                                                    artifact_store=artifact_store(run_artifact_dir(self.run))))
         server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
         try:
             self.httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)

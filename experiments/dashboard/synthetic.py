@@ -36,12 +36,13 @@ def write_synthetic_history(root: str | os.PathLike, *, name: str = "synthetic",
     publisher = DashboardPublisher.for_run(run, history, min_interval_s=min_interval_s)
     rng = np.random.default_rng(seed)
     names, cards = search_space.vector_names(), search_space.vector_cardinalities()
+    choices = search_space.vector_choices()
     for index in range(trials):
         cell = search_space.sample(rng)
         controller = controllers[index % len(controllers)]
         number = history.start(cell=search_space.to_data(cell), cell_hash=cell.hash, controller=controller,
                                encoding=[int(v) for v in search_space.encode_vector(cell)], encoding_names=names,
-                               cardinalities=cards, ray_trial_id=f"synthetic-{index}")
+                               cardinalities=cards, choices=choices, ray_trial_id=f"synthetic-{index}")
         publisher.trial_started(number)
         final = _score(cell, rng)
         fate = rng.random()

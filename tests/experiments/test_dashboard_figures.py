@@ -98,7 +98,7 @@ def test_figures_show_the_numbers():
     assert list(by_time["random"].y) == best_so_far(p.value for p in mine)
     assert list(by_time["random"].x) == [p.finished_s / 60 for p in mine]
 
-    scatter, front, stars = figures["attnas-accuracy-vs-macs"].data
+    stars, scatter, front = figures["attnas-accuracy-vs-macs"].data
     complete = [p for p in points if p.state == "complete"]
     assert list(scatter.customdata) == [p.number for p in complete]
     wanted = [complete[i] for i in pareto_front([(p.macs, p.value) for p in complete])]
@@ -140,3 +140,22 @@ def test_trial_note_has_spec_hash_cost_and_node():
     pruned = trial_note(TrialPoint(number=9, state="pruned", value=None, controller="random", cell=spec.to_dict(),
                                    hash=spec.hash, curve=(0.2, 0.3)))
     assert "| 0.3000 (stopped early after epoch 2) |" in pruned
+
+
+def test_ops_figure_says_when_the_top_10_percent_is_too_small():
+    points, _ = points_fixture()
+    complete = [p for p in points if p.state == "complete"]
+    few = build_figures(complete[:20])["attnas-ops-top10"]  # a top 10% of 2 cells
+    assert len(few.data) == 0
+    [message] = [a.text for a in few.layout.annotations if a.visible is not False]
+    assert message.startswith("Too few complete cells yet: 20 cells, so the top 10% would be 2 cells.")
+    assert "from 21 complete cells on" in message
+    enough = build_figures(complete[:21])["attnas-ops-top10"]
+    assert [t.name for t in enough.data[:2]] == ["top 10% (3 cells)", "all (21 cells)"]
+
+
+def test_reference_stars_are_drawn_under_the_cells_with_labels_leaning_inwards():
+    points, references = points_fixture()
+    stars, cells, front = build_figures(points, references)["attnas-accuracy-vs-macs"].data
+    assert stars.name == "reference cells" and stars.cliponaxis is False
+    assert list(stars.textposition) == ["top right", "top left"]  # the cheapest and the dearest reference

@@ -89,6 +89,6 @@ def test_references_are_scored_into_the_study_not_into_the_trials(searched_run, 
     assert references["none"]["hash"] is None and len(references["non_local"]["hash"]) == 16
     assert [(r.number, r.hash, r.value) for r in searched_run.history().trials()] == before
     attrs = history.study._storage.get_study_system_attrs(history.study._study_id)
-    stars = json.loads(get_plotly_graph_objects(attrs)["attnas-accuracy-vs-macs"])["data"][-1]
+    stars = json.loads(get_plotly_graph_objects(attrs)["attnas-accuracy-vs-macs"])["data"][0]  # drawn first
     assert stars["name"] == "reference cells" and stars["text"] == ["backbone alone", "non-local"]
     assert "non_local: accuracy" in capsys.readouterr().out
