@@ -22,6 +22,11 @@ from attnas.experiments.history import History, sqlite_url
 from attnas.search_space.errors import AttnasError
 
 RUNS_ROOT = "runs"
+
+
+class RunNotFoundError(AttnasError):
+    """A run name or folder that holds no attnas run."""
+
 RUN_FILE = "run.json"
 
 
@@ -79,9 +84,9 @@ def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> 
                 raise AttnasError(f"{run_file}: field 'storage': expected a storage URL")
             return RunFolder(path=candidate.resolve(), storage=storage)
     if Path(run).exists():
-        raise AttnasError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
+        raise RunNotFoundError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
                           "`attnas search`")
-    raise AttnasError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
+    raise RunNotFoundError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
 
 
 def _read_run_file(path: Path) -> dict:
