@@ -9,8 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from attnas.cells import build as build_cell
-from attnas.cells import insert
+from attnas.cells import build, insert
 from attnas.experiments.export import FORMATS, export_trial
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder, open_run
@@ -90,6 +89,25 @@ class Run:
         return export_trial(str(self.path), trial=trial, output=str(output), fmt=format, channels=channels)
 
 
+def as_cell(cell: CellSpec | Mapping[str, Any] | str | os.PathLike) -> CellSpec:
+    """A `CellSpec` from itself, its dict, a zoo cell's name ("non_local") or a cell YAML file."""
+    from attnas.search_space import load_zoo, zoo_names
+
+    if isinstance(cell, CellSpec):
+        return cell
+    if isinstance(cell, Mapping):
+        return CellSpec.from_dict(dict(cell))
+    if str(cell) in zoo_names():
+        return load_zoo(str(cell))
+    return CellSpec.from_yaml(str(cell))
+
+
+def build_cell(cell: CellSpec | Mapping[str, Any] | str | os.PathLike, channels: int):
+    """The cell as an `nn.Module` on maps of `channels` channels, the identity at initialisation; `cell` is a
+    `CellSpec`, its dict, a zoo cell's name or a YAML file."""
+    return build(as_cell(cell), channels)
+
+
 def load_run(name_or_path: str | os.PathLike, *, runs_dir: str | os.PathLike = "runs") -> Run:
     """The run in folder `name_or_path`, or named so under `runs_dir`; `RunNotFoundError` when there is none."""
     return Run(open_run(name_or_path, root=runs_dir))
@@ -138,7 +156,7 @@ def export(cell_or_run: CellSpec | Mapping[str, Any] | str | os.PathLike | Run, 
     program (.pt2). `cell_or_run` is a `CellSpec` (or its dict; `channels` required), or a run (a `Run`, its
     folder or its name: the best trial unless `trial` is given, with its trained weights when available)."""
     if isinstance(cell_or_run, (CellSpec, Mapping)):
-        spec = cell_or_run if isinstance(cell_or_run, CellSpec) else CellSpec.from_dict(dict(cell_or_run))
+        spec = as_cell(cell_or_run)
         path = Path(output)
         fmt = format or FORMATS.get(path.suffix.lower(), "py")
         if fmt == "yaml":
