@@ -322,7 +322,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _references(args: argparse.Namespace) -> int:
-    from attnas.experiments.dashboard.references import score_references
+    from attnas.experiments.references import score_references
 
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:

@@ -3,6 +3,7 @@ search_space/ folder changes nothing, and a wheel built from the repository work
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,9 +47,12 @@ def test_users_own_package_folders_change_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_a_wheel_built_from_the_repository_works_outside_it(tmp_path):
+    source = tmp_path / "source"  # a copy, so that the build's own folders (build/, *.egg-info) stay out of the tree
+    shutil.copytree(REPOSITORY, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "runs", "__pycache__", ".pytest_cache", ".hypothesis"))
     wheels = tmp_path / "wheels"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(wheels), str(REPOSITORY)], capture_output=True, text=True, timeout=600)
+                            "-w", str(wheels), str(source)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(wheels.glob("attnas-*.whl"))
     # the wheel alone goes into a fresh folder put first on the path; its dependencies come from this environment
@@ -62,6 +66,6 @@ def test_a_wheel_built_from_the_repository_works_outside_it(tmp_path):
     out = run_check(tmp_path, env={"PYTHONPATH": str(target)})
     assert f"{target}/attnas/__init__.py" in out and f"{target}/attnas/cells/__init__.py" in out
     assert f"{target}/attnas/experiments/configs/spaces/default.yaml" in out
-    assert str(REPOSITORY) not in out
+    assert str(REPOSITORY) not in out and str(source) not in out
     top_level = {p.name for p in target.iterdir()}
     assert "attnas" in top_level and not top_level & set(PACKAGES)  # nothing generic lands in site-packages
