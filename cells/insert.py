@@ -55,8 +55,8 @@ def insert(model: nn.Module, spec: CellSpec | str | None, at: Sequence[str], *,
     """Put a cell built from `spec` after each block named in `at`; returns `model`, changed in place.
 
     `spec` is a CellSpec, a zoo cell's name ("non_local"), or None / "none" for no cell (the names are still
-    checked, so a "none" baseline fails the same way on a bad placement). Raises CellBuildError for an unknown placement, a block
-    that does not emit a 5-D (N, C, T, H, W) map, or an example clip the backbone cannot take.
+    checked, so a "none" baseline fails the same way on a bad placement). Raises CellBuildError for an unknown
+    placement, a block that does not emit a 5-D (N, C, T, H, W) map, or an example clip the backbone cannot take.
     """
     if isinstance(at, str):
         at = [at]

@@ -109,6 +109,13 @@ def test_imports_follow_the_layering():
     assert not problems, "\n".join(sorted(problems))
 
 
+def test_tests_and_benchmarks_use_the_attnas_names():
+    bare = [f"{path.relative_to(REPOSITORY)}:{line} imports {name}"
+            for folder in ("tests", "benchmarks") for path in sorted((REPOSITORY / folder).rglob("*.py"))
+            for name, line, _ in imports_of(path, "tests.probe", False) if name.split(".")[0] in PACKAGES]
+    assert not bare, "\n".join(bare)
+
+
 def test_the_rules_catch_each_kind_of_edge():
     assert layering_problems("attnas.search_space.spec", "torch.nn")
     assert layering_problems("attnas.controllers.base", "attnas.cells.cell")
