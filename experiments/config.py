@@ -1,4 +1,4 @@
-"""The experiment file: one YAML document describing a whole search (shared/DESIGN.md, "Search, history").
+"""The experiment file: one YAML document describing a whole search (docs/design.md, "Search, history").
 
     name: quickstart                    # names the run folder runs/<name>/
     space: small                        # shipped space name, or a path relative to this file

@@ -1,5 +1,5 @@
 """The search driver: a Ray Tune `Tuner` whose `Searcher` wraps a controller and whose trainable runs the
-evaluator (shared/DESIGN.md, "Search, history, dashboard").
+evaluator (docs/design.md, "Search, history, dashboard").
 
 The driver is the only writer of the history. For every trial the searcher asks the controller for a cell, records
 a RUNNING trial in the study, receives each epoch's result (for the learning curve, and for ASHA), and on completion

@@ -1,4 +1,4 @@
-"""`SearchSpace`: a YAML-defined space of attention cells (shared/DESIGN.md, "The search space").
+"""`SearchSpace`: a YAML-defined space of attention cells (docs/design.md, "The search space").
 
 A space fixes which ops may appear, each attribute's choices, the number of operation nodes (1..max_nodes) and the
 inner widths. Its cells take as output every map node nothing else consumes (AttentionNAS's sink), so a cell is

@@ -1,4 +1,4 @@
-"""`CellSpec`: an attention cell as an immutable, validated DAG of typed operations (shared/DESIGN.md, "The cell").
+"""`CellSpec`: an attention cell as an immutable, validated DAG of typed operations (docs/design.md, "The cell").
 
 A spec is data. It comes from YAML/JSON (`from_dict`, `from_yaml`), goes back out (`to_dict`, `to_yaml`), and is
 checked on construction: an invalid spec raises `SpecError` and never exists as an object.

@@ -1,4 +1,4 @@
-"""The operation vocabulary of attention cells, as data (shared/DESIGN.md, "The cell").
+"""The operation vocabulary of attention cells, as data (docs/design.md, "The cell").
 
 Each operation has typed input ports, an output type and attributes. An attribute's `values` is the universe of
 what the operation understands; a search space's YAML narrows it to the choices it searches over. Attributes that

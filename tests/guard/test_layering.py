@@ -13,7 +13,7 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PACKAGES = ("search_space", "cells", "controllers", "evaluators", "experiments")
-# What each package may import, beside itself (DESIGN.md, "Packages and the direction of their imports").
+# What each package may import, beside itself (docs/design.md, "Packages and the direction of their imports").
 ALLOWED = {
     "search_space": set(),
     "cells": {"search_space"},
