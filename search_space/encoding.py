@@ -10,7 +10,7 @@ import numpy as np
 
 from attnas.search_space.errors import SpecError
 from attnas.search_space.spec import INPUT, CellSpec
-from attnas.search_space.vocabulary import BAG, MAP, get_operation
+from attnas.search_space.vocabulary import BAG, MAP, bag_port, get_operation
 
 WL_FEATURE_ITERATIONS = 2
 
@@ -75,8 +75,8 @@ class Encoding:
                 if src is None:
                     raise SpecError(f"vector slot {slot}: port {port!r} of {op!r} has no source")
                 node["inputs"][port] = src if src == INPUT else f"n{src + 1}"
-            if op == "distribute":
-                bag = next((n for n in nodes if n["name"] == node["inputs"]["bag"]), {})
+            if bag_port(op):  # it takes the dim of the node its bag comes from
+                bag = next((n for n in nodes if n["name"] == node["inputs"][bag_port(op)]), {})
                 node["dim"] = bag.get("dim")
             else:
                 choices = self.ops[op]

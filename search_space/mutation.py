@@ -8,7 +8,7 @@ import numpy as np
 from attnas.search_space.errors import SpecError
 from attnas.search_space.sampling import _choice
 from attnas.search_space.spec import INPUT, CellSpec
-from attnas.search_space.vocabulary import BAG, MAP, get_operation
+from attnas.search_space.vocabulary import BAG, MAP, bag_port, get_operation, makes_bag, map_ports
 
 MUTATION_KINDS = ("op", "attribute", "edge", "add", "remove")
 
@@ -50,15 +50,15 @@ class Mutation:
         op = _choice(rng, ops)
         first_map = next((src for p, src in old["inputs"].items() if get_operation(old["op"]).ports[p] == MAP),
                          INPUT)
-        if op in ("gather", "distribute"):
+        if op in (self.bag_maker, self.bag_taker):
             # A bag is no map: the node becomes an A^2 pair, its distribute keeping the name consumers refer to.
-            if op == "gather" or not _gathers(nodes[:index]) or rng.random() < 0.5:
+            if op == self.bag_maker or not _bag_makers(nodes[:index]) or rng.random() < 0.5:
                 if len(nodes) >= self.max_nodes:
                     return None
                 nodes.insert(index, self._new_gather(nodes, index, rng, x=first_map))
                 index += 1
-        new = self._random_node("distribute" if op == "gather" else op,
-                                self._random_detail("distribute" if op == "gather" else op, nodes[:index], rng),
+        op = self.bag_taker if op == self.bag_maker else op
+        new = self._random_node(op, self._random_detail(op, nodes[:index], rng),
                                 nodes[:index], rng, name=old["name"])
         for port, port_type in get_operation(new["op"]).ports.items():
             if port_type == MAP:
@@ -70,16 +70,16 @@ class Mutation:
     def _new_gather(self, nodes: list[dict], position: int, rng, *, x: str | None = None) -> dict:
         taken = {n["name"] for n in nodes}
         name = next(f"n{i}" for i in range(1, len(nodes) + 2) if f"n{i}" not in taken)
-        gather = self._random_node("gather", self._random_detail("gather", nodes[:position], rng),
+        gather = self._random_node(self.bag_maker, self._random_detail(self.bag_maker, nodes[:position], rng),
                                    nodes[:position], rng, name=name)
         if x is not None:
-            gather["inputs"]["x"] = x
+            gather["inputs"][map_ports(self.bag_maker)[0]] = x
         return gather
 
     def _random_detail(self, op: str, earlier: list[dict], rng) -> Any:
-        if op == "distribute":
-            bag = _choice(rng, _gathers(earlier))
-            consumed = any(n["op"] == "distribute" and n["inputs"]["bag"] == bag["name"] for n in earlier)
+        if op == self.bag_taker:
+            bag = _choice(rng, _bag_makers(earlier))
+            consumed = any(bag_port(n["op"]) and n["inputs"][bag_port(n["op"])] == bag["name"] for n in earlier)
             return bag["dim"], "consumed" if consumed else "unconsumed"
         return _choice(rng, self.ops[op].dims())
 
@@ -101,9 +101,9 @@ class Mutation:
             applicable = {a.name for a in choices.op.applicable(node["dim"])}
             for key in [k for k in node if k not in ("name", "op", "inputs") and k not in applicable]:
                 del node[key]
-            if node["op"] == "gather":
+            if makes_bag(node["op"]):
                 for other in nodes:
-                    if other["op"] == "distribute" and other["inputs"]["bag"] == node["name"]:
+                    if bag_port(other["op"]) and other["inputs"][bag_port(other["op"])] == node["name"]:
                         other["dim"] = node["dim"]
         return nodes
 
@@ -126,13 +126,13 @@ class Mutation:
             return None
         position = int(rng.integers(len(nodes) + 1))
         op = _choice(rng, list(self.ops))
-        if op in ("gather", "distribute") and (op == "gather" or not _gathers(nodes[:position])):
+        if op in (self.bag_maker, self.bag_taker) and (op == self.bag_maker or not _bag_makers(nodes[:position])):
             # gather and distribute arrive as a pair, since a lone gather's bag would feed nothing
             if len(nodes) + 2 > self.max_nodes:
                 return None
             nodes.insert(position, self._new_gather(nodes, position, rng))
             position += 1
-            op = "distribute"
+            op = self.bag_taker
         taken = {n["name"] for n in nodes}
         name = next(f"n{i}" for i in range(1, len(nodes) + 2) if f"n{i}" not in taken)
         new = self._random_node(op, self._random_detail(op, nodes[:position], rng), nodes[:position], rng,
@@ -150,8 +150,8 @@ class Mutation:
         return _without_orphan_gathers(_remove(nodes, nodes[rng.integers(len(nodes))]["name"]))
 
 
-def _gathers(nodes: list[dict]) -> list[dict]:
-    return [n for n in nodes if n["op"] == "gather"]
+def _bag_makers(nodes: list[dict]) -> list[dict]:
+    return [n for n in nodes if makes_bag(n["op"])]
 
 
 def _remove(nodes: list[dict], name: str) -> list[dict]:
@@ -173,8 +173,8 @@ def _remove(nodes: list[dict], name: str) -> list[dict]:
 
 
 def _without_orphan_gathers(nodes: list[dict]) -> list[dict]:
-    bags = {n["inputs"]["bag"] for n in nodes if n["op"] == "distribute"}
-    return [n for n in nodes if n["op"] != "gather" or n["name"] in bags]
+    bags = {n["inputs"][bag_port(n["op"])] for n in nodes if bag_port(n["op"])}
+    return [n for n in nodes if not makes_bag(n["op"]) or n["name"] in bags]
 
 
 def node_dicts(spec: CellSpec) -> list[dict]:

@@ -19,7 +19,7 @@ import numpy as np
 from networkx.algorithms import isomorphism
 
 from attnas.search_space.spec import INPUT, CellSpec, unique_cells
-from attnas.search_space.vocabulary import MAP, get_operation
+from attnas.search_space.vocabulary import MAP, bag_port, get_operation, makes_bag, map_ports
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,12 @@ class Sampling:
         grown = (placed + 1, maps + 1, bags)
         result = []
         for name, choices in self.ops.items():
-            if name == "gather":
+            if name == self.bag_maker:
                 for d, dim in enumerate(choices.dims()):
                     unconsumed, consumed = bags[d]
                     after = bags[:d] + ((unconsumed + 1, consumed),) + bags[d + 1:]
                     result.append((maps * choices.weight(dim), name, dim, (placed + 1, maps, after)))
-            elif name == "distribute":
+            elif name == self.bag_taker:
                 for d, dim in enumerate(self.gather_dims):
                     unconsumed, consumed = bags[d]
                     if unconsumed:
@@ -62,11 +62,11 @@ class Sampling:
                     if consumed:
                         result.append((consumed * maps, name, (dim, "consumed"), grown))
             else:
-                map_ports = sum(1 for t in choices.op.ports.values() if t == MAP)
+                map_inputs = len(map_ports(name))
                 if choices.op.commutative:
-                    sources = math.comb(maps + map_ports - 1, map_ports)
+                    sources = math.comb(maps + map_inputs - 1, map_inputs)
                 else:
-                    sources = maps ** map_ports
+                    sources = maps ** map_inputs
                 for dim in choices.dims():
                     result.append((sources * choices.weight(dim), name, dim, grown))
         return [t for t in result if t[0] > 0]
@@ -126,25 +126,30 @@ class Sampling:
                      name: str) -> dict:
         choices = self.ops[op]
         maps = [INPUT] + [n["name"] for n in earlier if get_operation(n["op"]).output == MAP]
-        if op == "distribute":
+        if op == self.bag_taker:
             dim, which = detail
-            consumed = {n["inputs"]["bag"] for n in earlier if n["op"] == "distribute"}
-            bags = [n["name"] for n in earlier if n["op"] == "gather" and n["dim"] == dim
-                    and (n["name"] in consumed) == (which == "consumed")]
-            return {"name": name, "op": op, "dim": dim,
-                    "inputs": {"bag": _choice(rng, bags), "x": _choice(rng, maps)}}
+            bags = self._bags(earlier, dim, which)
+            return {"name": name, "op": op, "dim": dim, "inputs": {
+                bag_port(op): _choice(rng, bags), **{port: _choice(rng, maps) for port in map_ports(op)}}}
         dim = detail
         node = {"name": name, "op": op}
         if dim is not None:
             node["dim"] = dim
         for attr, values in choices.free_attributes(dim):
             node[attr] = _choice(rng, values)
-        map_ports = [p for p, t in choices.op.ports.items() if t == MAP]
+        ports = map_ports(op)
         if choices.op.commutative:
-            node["inputs"] = _uniform_multiset(rng, maps, map_ports)
+            node["inputs"] = _uniform_multiset(rng, maps, ports)
         else:
-            node["inputs"] = {p: _choice(rng, maps) for p in map_ports}
+            node["inputs"] = {p: _choice(rng, maps) for p in ports}
         return node
+
+    @staticmethod
+    def _bags(earlier: list[dict], dim: Any, which: str) -> list[str]:
+        """Names of the earlier bag-making nodes of `dim` that some node already consumes ("consumed") or not."""
+        consumed = {n["inputs"][bag_port(n["op"])] for n in earlier if bag_port(n["op"])}
+        return [n["name"] for n in earlier if makes_bag(n["op"]) and n["dim"] == dim
+                and (n["name"] in consumed) == (which == "consumed")]
 
     def enumerate(self) -> Iterator[CellSpec]:
         """Every ordered spec of the space (use only for small spaces: see `ordered_count`)."""
@@ -161,20 +166,19 @@ class Sampling:
     def _all_nodes(self, op: str, detail: Any, earlier: list[dict], *, name: str) -> Iterator[dict]:
         choices = self.ops[op]
         maps = [INPUT] + [n["name"] for n in earlier if get_operation(n["op"]).output == MAP]
-        if op == "distribute":
+        if op == self.bag_taker:
             dim, which = detail
-            consumed = {n["inputs"]["bag"] for n in earlier if n["op"] == "distribute"}
-            for bag in [n["name"] for n in earlier if n["op"] == "gather" and n["dim"] == dim
-                        and (n["name"] in consumed) == (which == "consumed")]:
-                for x in maps:
-                    yield {"name": name, "op": op, "dim": dim, "inputs": {"bag": bag, "x": x}}
+            for bag in self._bags(earlier, dim, which):
+                for sources in itertools.product(maps, repeat=len(map_ports(op))):
+                    yield {"name": name, "op": op, "dim": dim,
+                           "inputs": {bag_port(op): bag, **dict(zip(map_ports(op), sources))}}
             return
         dim = detail
-        map_ports = [p for p, t in choices.op.ports.items() if t == MAP]
+        ports = map_ports(op)
         if choices.op.commutative:
-            wirings = [dict(zip(map_ports, combo)) for combo in _multisets(maps, len(map_ports))]
+            wirings = [dict(zip(ports, combo)) for combo in _multisets(maps, len(ports))]
         else:
-            wirings = [dict(zip(map_ports, combo)) for combo in itertools.product(maps, repeat=len(map_ports))]
+            wirings = [dict(zip(ports, combo)) for combo in itertools.product(maps, repeat=len(ports))]
         free = choices.free_attributes(dim)
         for values in itertools.product(*[v for _, v in free]):
             for inputs in wirings:

@@ -17,6 +17,7 @@ from attnas.search_space.mutation import MUTATION_KINDS, Mutation, node_dicts
 from attnas.search_space.sampling import Sampling, SpaceSize, symmetry_ratio
 from attnas.search_space.space_file import MAX_NODES_LIMIT, SPACE_FIELDS, OpChoices, parse_space
 from attnas.search_space.spec import CellSpec, leaves
+from attnas.search_space.vocabulary import bag_port, makes_bag
 from attnas.search_space.yaml_io import load_yaml
 
 __all__ = ["SearchSpace", "SpaceSize", "OpChoices", "MUTATION_KINDS", "WL_FEATURE_ITERATIONS", "MAX_NODES_LIMIT",
@@ -31,7 +32,10 @@ class SearchSpace(Sampling, Mutation, Encoding, Space):
         self.max_nodes = max_nodes
         self.widths = tuple(widths)
         self.ops = dict(ops)
-        self.gather_dims = tuple(self.ops["gather"].dims()) if "gather" in self.ops else ()
+        # The op that makes bags and the op that takes them (A^2's gather and distribute), found by port type.
+        self.bag_maker = next((op for op in self.ops if makes_bag(op)), None)
+        self.bag_taker = next((op for op in self.ops if bag_port(op)), None)
+        self.gather_dims = tuple(self.ops[self.bag_maker].dims()) if self.bag_maker else ()
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from attnas.search_space.errors import SpecError
-from attnas.search_space.vocabulary import OPERATIONS, Operation
+from attnas.search_space.vocabulary import OPERATIONS, Operation, bag_port, makes_bag
 
 SPACE_FIELDS = ("name", "max_nodes", "widths", "ops")
 MAX_NODES_LIMIT = 8
@@ -59,8 +59,12 @@ def parse_space(data: Any) -> dict[str, Any]:
             raise SpecError(f"ops.{op_name}: unknown op" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                             + f"; known ops: {', '.join(OPERATIONS)}")
         ops[op_name] = _parse_op_choices(OPERATIONS[op_name], raw_choices or {})
-    if ("gather" in ops) != ("distribute" in ops):
-        raise SpecError("ops: gather and distribute come together (a gather's bag must feed a distribute)")
+    makers = [op for op in ops if makes_bag(op)]
+    takers = [op for op in ops if bag_port(op)]
+    if bool(makers) != bool(takers):
+        maker = makers[0] if makers else next(op for op in OPERATIONS if makes_bag(op))
+        taker = takers[0] if takers else next(op for op in OPERATIONS if bag_port(op))
+        raise SpecError(f"ops: {maker} and {taker} come together (a {maker}'s bag must feed a {taker})")
     return {"name": name, "max_nodes": max_nodes, "widths": [float(w) for w in widths], "ops": ops}
 
 
@@ -69,11 +73,12 @@ def _parse_op_choices(op: Operation, raw: Any) -> OpChoices:
     if not isinstance(raw, Mapping):
         raise SpecError(f"{where}: expected a mapping of attribute to list of choices, got {raw!r}")
     _check_keys(raw, tuple(op.attributes), where + ".")
-    if op.name == "distribute" and "dim" in raw:
-        raise SpecError(f"{where}.dim: a distribute takes its gather's dim; list dims under ops.gather.dim")
+    if bag_port(op.name) and "dim" in raw:
+        maker = next(name for name in OPERATIONS if makes_bag(name))
+        raise SpecError(f"{where}.dim: a {op.name} takes its {maker}'s dim; list dims under ops.{maker}.dim")
     choices = {}
     for attribute in op.attributes.values():
-        if op.name == "distribute":
+        if bag_port(op.name):  # its dim is its bag's
             continue
         values = raw.get(attribute.name)
         if values is None:
