@@ -18,8 +18,6 @@ from typing import Any
 def train_trial(config: dict) -> None:
     """Ray Tune function trainable: `config` holds the trial number, the cell as data, the evaluator settings and
     an optional checkpoint to resume from (a trial that was running when an earlier driver stopped)."""
-    import ray
-    import torch
     from ray import tune
 
     from attnas.evaluators.custom import is_custom
@@ -30,21 +28,10 @@ def train_trial(config: dict) -> None:
     if is_custom(config["evaluator"]):
         return train_custom_trial(config)
     entered = time.perf_counter()
-    context = tune.get_context()
-    resources = context.get_trial_resources().required_resources
-    gpus = resources.get("GPU", 0)
-    device = "cuda" if gpus and torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
-    threads = max(1, int(resources.get("CPU", 1)))
+    device, threads, node = _trial_resources()
     settings = proxy_config(config["evaluator"], where="trial config")
     settings = _replace(settings, device=device, threads=threads)
-    node = f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
-
-    work = Path(tempfile.mkdtemp(prefix="attnas-trial-"))
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        checkpoint.to_directory(str(work))
-    elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
-        shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
+    work = _working_folder(config)
 
     epochs = settings.epochs
     held: dict[str, Any] = {}
@@ -79,8 +66,6 @@ def train_trial(config: dict) -> None:
 def train_custom_trial(config: dict) -> None:
     """The trainable for a user's evaluator (`evaluator: {custom: module:attr}`, evaluators/custom.py): each of its
     epoch reports goes to Tune with the checkpoint folder, the last one together with its final metrics."""
-    import ray
-    import torch
     from ray import tune
 
     from attnas.evaluators.custom import CustomEvaluatorConfig, TrialContext, run_custom
@@ -89,15 +74,8 @@ def train_custom_trial(config: dict) -> None:
 
     entered = time.perf_counter()
     settings = parse(CustomEvaluatorConfig, config["evaluator"], where="trial config", path="evaluator")
-    resources = tune.get_context().get_trial_resources().required_resources
-    gpus = resources.get("GPU", 0)
-    node = f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
-    work = Path(tempfile.mkdtemp(prefix="attnas-trial-"))
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        checkpoint.to_directory(str(work))
-    elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
-        shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
+    device, threads, node = _trial_resources()
+    work = _working_folder(config)
 
     def report(epoch: int, metrics: dict) -> bool:
         if epoch < settings.epochs:
@@ -106,9 +84,8 @@ def train_custom_trial(config: dict) -> None:
         return False
 
     context = TrialContext(settings=dict(settings.settings), epochs=settings.epochs, seed=settings.seed,
-                           device="cuda" if gpus and torch.cuda.is_available() and ray.get_gpu_ids() else "cpu",
-                           threads=max(1, int(resources.get("CPU", 1))), checkpoint_dir=work,
-                           resumed=any(work.iterdir()), reporter=report)
+                           device=device, threads=threads, checkpoint_dir=work, resumed=any(work.iterdir()),
+                           reporter=report)
     try:
         try:
             final = run_custom(settings, CellSpec.from_dict(config["cell"]), context)
@@ -122,6 +99,32 @@ def train_custom_trial(config: dict) -> None:
                     checkpoint=tune.Checkpoint.from_directory(str(work)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _trial_resources() -> tuple[str, int, str]:
+    """The trial's device (a GPU when Ray gave it one), its CPU threads and the node it runs on."""
+    import ray
+    import torch
+    from ray import tune
+
+    resources = tune.get_context().get_trial_resources().required_resources
+    gpus = resources.get("GPU", 0)
+    device = "cuda" if gpus and torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
+    threads = max(1, int(resources.get("CPU", 1)))
+    return device, threads, f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _working_folder(config: dict) -> Path:
+    """A fresh folder for the trial's checkpoints, holding the last checkpoint when the trial is resumed."""
+    from ray import tune
+
+    work = Path(tempfile.mkdtemp(prefix="attnas-trial-"))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        checkpoint.to_directory(str(work))
+    elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
+        shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
+    return work
 
 
 def _tune_metrics(metrics: dict, *, epoch: int, node: str) -> dict:
