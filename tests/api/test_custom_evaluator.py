@@ -89,3 +89,16 @@ def test_a_custom_evaluator_that_cannot_be_imported_is_a_one_line_config_error(t
                       | {"evaluator": {"custom": "tests.api.test_custom_evaluator:score_cell", "setings": {}}},
                       runs_dir=tmp_path)
     assert not (tmp_path / "custom").exists()
+
+
+def test_dry_run_plans_a_custom_evaluator_search(tmp_path, capsys):
+    import yaml
+
+    from attnas.experiments.cli import main
+
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(experiment("tests.api.test_custom_evaluator:score_cell")))
+    assert main(["search", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "the custom evaluator tests.api.test_custom_evaluator:score_cell" in out
+    assert not (tmp_path / "runs").exists()
