@@ -69,3 +69,14 @@ def test_a_wheel_built_from_the_repository_works_outside_it(tmp_path):
     assert str(REPOSITORY) not in out and str(source) not in out
     top_level = {p.name for p in target.iterdir()}
     assert "attnas" in top_level and not top_level & set(PACKAGES)  # nothing generic lands in site-packages
+
+
+def test_import_attnas_and_the_torch_free_parts_load_no_torch(tmp_path):
+    code = ("import sys, attnas, attnas.search_space, attnas.controllers; attnas.search; "
+            "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['torch']"  # the API needs torch (cells), and Ray only once a search starts
+    code = "import sys, attnas, attnas.search_space, attnas.controllers; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
