@@ -22,12 +22,11 @@ from attnas.experiments.history import History, sqlite_url
 from attnas.search_space.errors import AttnasError
 
 RUNS_ROOT = "runs"
+RUN_FILE = "run.json"
 
 
 class RunNotFoundError(AttnasError):
     """A run name or folder that holds no attnas run."""
-
-RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> 
             return RunFolder(path=candidate.resolve(), storage=storage)
     if Path(run).exists():
         raise RunNotFoundError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
-                          "`attnas search`")
+                               "`attnas search`")
     raise RunNotFoundError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
 
 

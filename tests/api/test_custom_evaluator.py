@@ -77,6 +77,11 @@ def test_custom_evaluator_drives_a_search_through_ray(tmp_path, ray_local, entry
             assert len(trial.curve) == trial.attrs["epochs_done"]
             assert trial.value == pytest.approx(expected_accuracy(cell, trial.attrs["epochs_done"]))
     assert run.best.value == max(t.value for t in trials if t.state == COMPLETE)
+    # the best cell exports for the channels the user names (attnas cannot know where their model puts it)
+    exported = run.export(tmp_path / "best.py", channels=8)
+    assert f"trial{run.best.number}" in exported.read_text()
+    with pytest.raises(attnas.AttnasError, match="custom evaluator.*pass --channels"):
+        run.export(tmp_path / "best.py")
 
 
 def test_a_custom_evaluator_that_cannot_be_imported_is_a_one_line_config_error(tmp_path):
