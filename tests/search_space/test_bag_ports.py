@@ -2,6 +2,7 @@
 same two ops validate, sample, count, mutate and encode exactly as A^2's pair does."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -26,12 +27,24 @@ ops:
 """
 
 
+@contextlib.contextmanager
+def renamed_vocabulary():
+    """The vocabulary with gather and distribute under other names, restored afterwards in its own order."""
+    saved = dict(vocabulary.OPERATIONS)
+    try:
+        for old, new in RENAMED.items():
+            vocabulary.OPERATIONS[new] = dataclasses.replace(saved[old], name=new)
+            del vocabulary.OPERATIONS[old]
+        yield
+    finally:
+        vocabulary.OPERATIONS.clear()
+        vocabulary.OPERATIONS.update(saved)
+
+
 @pytest.fixture
-def renamed_ops(monkeypatch):
-    for old, new in RENAMED.items():
-        monkeypatch.setitem(vocabulary.OPERATIONS, new, dataclasses.replace(vocabulary.OPERATIONS[old], name=new))
-    for old in RENAMED:
-        monkeypatch.delitem(vocabulary.OPERATIONS, old)
+def renamed_ops():
+    with renamed_vocabulary():
+        yield
 
 
 def test_renamed_bag_ops_behave_as_gather_and_distribute(renamed_ops):
@@ -58,9 +71,9 @@ def test_renamed_bag_ops_behave_as_gather_and_distribute(renamed_ops):
     assert renamed_count.exact
 
 
-def test_the_renamed_space_counts_what_the_original_counts(renamed_ops, monkeypatch):
-    renamed = SearchSpace.from_yaml(space_text(RENAMED)).count()
-    monkeypatch.undo()
+def test_the_renamed_space_counts_what_the_original_counts():
+    with renamed_vocabulary():
+        renamed = SearchSpace.from_yaml(space_text(RENAMED)).count()
     original = SearchSpace.from_yaml(space_text({"gather": "gather", "distribute": "distribute"})).count()
     assert (renamed.ordered_specs, renamed.cells) == (original.ordered_specs, original.cells)
     assert original.cells > 10
