@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install search test study study-quick clean
+.PHONY: install search lint test study study-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ install: $(STAMP)
 search: $(STAMP)
 	$(BIN)/attnas search experiments/configs/quickstart.yaml --name quickstart-$$(date +%Y%m%d-%H%M%S)
 
-test: $(STAMP)
+# The linter's rules are in pyproject.toml ([tool.ruff]); CI runs it first, through `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 # The search study (benchmarks/search_study.py, issue 9): searches, re-training, transfer, cost-aware search;

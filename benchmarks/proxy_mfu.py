@@ -57,7 +57,8 @@ def quickstart_settings() -> dict:
         task = create_task(config.data.task, **config.data.fields)
         settings.update(backbone_args=dict(config.backbone_args), at=list(config.at),
                         clip_shape=tuple(task.clip_shape), batch_size=int(batch),
-                        source="attnas.evaluators.config.ProxyConfig(), default synthetic task, quickstart.yaml batch size")
+                        source="attnas.evaluators.config.ProxyConfig(), default synthetic task, "
+                               "quickstart.yaml batch size")
     except Exception as error:  # noqa: BLE001 - the benchmark still runs on its own defaults
         settings["source"] += f": {type(error).__name__}: {error}".splitlines()[0]
     return settings

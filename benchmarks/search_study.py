@@ -439,8 +439,8 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, floa
     return front
 
 
-def report(plan, base, seeds, reference_score, reference_macs, target, searches, differentiable, cost_aware, macs_budget,
-           cells, retrain, transfer, seconds) -> str:
+def report(plan, base, seeds, reference_score, reference_macs, target, searches, differentiable, cost_aware,
+           macs_budget, cells, retrain, transfer, seconds) -> str:
     lines = [
         f"{plan.search_seeds} search seed(s), {plan.trials} trials per search, {plan.retrain_seeds} re-training "
         f"seeds, {plan.transfer_seeds} transfer seeds (`make study`: {PLANS['full'].expected}; `make study-quick`: "

@@ -1,4 +1,4 @@
-"""The cell module and `build(spec, channels)`, which wires it from a spec (shared/DESIGN.md, "The cell").
+"""The cell module and `build(spec, channels)`, which wires it from a spec (docs/design.md, "The cell").
 
 The cell runs its ops in the spec's topological order, sums its output nodes, projects the sum back to the input's
 channels with a 1x1x1 conv (no bias), applies BatchNorm3d whose scale starts at zero, and adds the input: at

@@ -5,10 +5,11 @@ gives (`space.wl_features`), vectorised over the features seen in this round and
 dot product of two cells is NAS-BOWL's normalised WL kernel (Ru et al. 2021). The GP kernel is a function of that
 similarity: `kernel="rbf"` (default) is ConstantKernel * RBF on the unit vectors, i.e. exp(-(1 - k_WL) / l^2),
 an exponentiated WL kernel that can express interactions between features; `kernel="linear"` is
-ConstantKernel * DotProduct, the plain normalised WL kernel. With `encoding="wl+vector"` each cell's unit WL vector is concatenated with a
-unit-length one-hot code of `space.encode_vector` (which choice each position of the flat encoding holds), so
-the kernel also sees where in the cell an operation sits, as TPE does. A WhiteKernel takes the evaluation noise; all
-hyperparameters are fitted by marginal likelihood (sklearn's L-BFGS, no restarts, so fits are deterministic).
+ConstantKernel * DotProduct, the plain normalised WL kernel. With `encoding="wl+vector"` each cell's unit WL vector
+is concatenated with a unit-length one-hot code of `space.encode_vector` (which choice each position of the flat
+encoding holds), so the kernel also sees where in the cell an operation sits, as TPE does. A WhiteKernel takes the
+evaluation noise; all hyperparameters are fitted by marginal likelihood (sklearn's L-BFGS, no restarts, so fits are
+deterministic).
 
 Targets: rewards pass through a rank-based Gaussian copula (normal scores of their ranks, Salinas et al. 2020),
 so a few collapsed cells cannot dominate the fit. Acquisition: expected improvement over the best feasible

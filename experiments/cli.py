@@ -3,7 +3,6 @@ a bug still prints its traceback."""
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -176,7 +175,7 @@ def _non_negative_int(text: str) -> int:
 # ----------------------------------------------------------------------------------------------------- search
 def _search(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
-    from attnas.experiments.run_folder import create_run
+    from attnas.experiments.launch import start_run
 
     config = _with_budget_flags(load_experiment(args.config), args)
     if args.storage:
@@ -186,16 +185,7 @@ def _search(args: argparse.Namespace) -> int:
 
         print("\n".join(plan(config, check_data=not args.no_data_check).lines()))
         return 0
-    name = args.name or config.name
-    run = create_run(name, root=args.runs_dir, storage=config.storage)
-    history = run.history(create=True)
-    if history.trials():
-        raise UsageError(f"{run.path} already holds a search with {len(history.trials())} trials; continue it "
-                         f"with `attnas resume {run.path}` or pick another --name")
-    shutil.copyfile(args.config, run.experiment_file)
-    shutil.copyfile(config.space_path, run.space_file)
-    history.set_metadata(experiment=Path(args.config).read_text(), space=Path(config.space_path).read_text(),
-                         name=name, controller=config.controller_name)
+    run = start_run(config, experiment_text=Path(args.config).read_text(), name=args.name, runs_dir=args.runs_dir)
     return _run(config, run, args)
 
 
@@ -346,7 +336,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _references(args: argparse.Namespace) -> int:
-    from attnas.experiments.dashboard.references import score_references
+    from attnas.experiments.references import score_references
 
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:

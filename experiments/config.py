@@ -1,4 +1,4 @@
-"""The experiment file: one YAML document describing a whole search (shared/DESIGN.md, "Search, history").
+"""The experiment file: one YAML document describing a whole search (docs/design.md, "Search, history").
 
     name: quickstart                    # names the run folder runs/<name>/
     space: small                        # shipped space name, or a path relative to this file
@@ -18,6 +18,7 @@ Every error names the file and the dotted field, with a did-you-mean for unknown
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -123,10 +124,15 @@ class ExperimentConfig:
 def load_experiment(path: str) -> ExperimentConfig:
     """Read, validate and cross-check an experiment file; every problem is one `AttnasError` line."""
     data, where = load_yaml(path)
+    return experiment_from_data(data, where=where, source=str(path))
+
+
+def experiment_from_data(data: Any, *, where: str = "<experiment>", source: str = "<experiment>") -> ExperimentConfig:
+    """An experiment from already-read YAML data (a dict), validated as `load_experiment` validates a file."""
     config = parse(ExperimentConfig, data, where=where)
     if not re.match(r"^[A-Za-z0-9_.-]+$", config.name):
         raise ConfigError(f"{where}: name: expected letters, digits, '_', '-' or '.', got {config.name!r}")
-    config = replace(config, source=str(path))
+    config = replace(config, source=source)
     validate_parts(config)
     return config
 
@@ -152,13 +158,35 @@ def validate_parts(config: ExperimentConfig) -> None:
     else:
         _prefixed(where, "controller", lambda: create_controller(
             config.controller_name, space=space, seed=config.seed, objective=objective, **config.controller_settings))
-    proxy_config(config.evaluator, where=where)
+    evaluator_config(config.evaluator, where=where)
+
+
+def evaluator_config(evaluator: dict[str, Any], *, where: str):
+    """The experiment's `evaluator:` section: a user's evaluator (`custom: module:attr`, evaluators/custom.py,
+    checked to import, with the experiment file's folder on sys.path) or the proxy trainer's `ProxyConfig`."""
+    from attnas.evaluators.custom import CustomEvaluatorConfig, is_custom, load_evaluator
+
+    if not is_custom(evaluator):
+        return proxy_config(evaluator, where=where)
+    custom = parse(CustomEvaluatorConfig, evaluator, where=where, path="evaluator")
+    folder = str(Path(where).resolve().parent) if Path(where).is_file() else None
+    if folder and folder not in sys.path:
+        sys.path.append(folder)  # a module beside the experiment file; Ray hands sys.path on to its workers
+    try:
+        load_evaluator(custom.custom)
+    except AttnasError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return custom
 
 
 def proxy_config(evaluator: dict[str, Any], *, where: str):
     """The experiment's `evaluator:` section as the evaluator's `ProxyConfig`, checked field by field."""
     from attnas.evaluators.config import ProxyConfig
+    from attnas.evaluators.custom import is_custom
 
+    if is_custom(evaluator):
+        raise ConfigError(f"{where}: evaluator.custom: this command needs the built-in proxy evaluator; a custom "
+                          "evaluator runs in `attnas search` and `attnas.search` only")
     try:
         return parse(ProxyConfig, evaluator, where=where, path="evaluator")
     except ConfigError:

@@ -1,5 +1,5 @@
 """The search driver: a Ray Tune `Tuner` whose `Searcher` wraps a controller and whose trainable runs the
-evaluator (shared/DESIGN.md, "Search, history, dashboard").
+evaluator (docs/design.md, "Search, history, dashboard").
 
 The driver is the only writer of the history. For every trial the searcher asks the controller for a cell, records
 a RUNNING trial in the study, receives each epoch's result (for the learning curve, and for ASHA), and on completion
@@ -17,7 +17,7 @@ from typing import Any
 
 from attnas.controllers import Controller, Observation, create_controller, get_controller
 from attnas.controllers.objective import Objective
-from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.experiments.config import ExperimentConfig, evaluator_config
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder
 from attnas.experiments.wording import duration, plural
@@ -76,7 +76,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     space = SearchSpace.from_yaml(str(run.space_file))
     records = history.trials()
     controller, interrupted = build_controller(config, space, records)
-    evaluator = proxy_config(config.evaluator, where=config.source)
+    evaluator = evaluator_config(config.evaluator, where=config.source)
     epochs = int(evaluator.epochs)
     done = sum(1 for r in records if r.state != RUNNING)
     remaining = max(0, (config.budget.trials or 10**9) - done - len(interrupted))

@@ -43,15 +43,16 @@ def export_trial(run_dir: str, *, trial: int | None, output: str, fmt: str | Non
     trained_channels = int(weights["project.weight"].shape[0]) if weights else None
     if weights is not None and channels not in (None, trained_channels):
         weights = None  # the trial trained the cell for other channels: export the architecture alone
-    shape = placement_shape(run, spec)
-    channels = channels or trained_channels or shape[0]
+    channels = channels or trained_channels
     if fmt == "py":
-        export(spec, path, channels=channels)
+        export(spec, path, channels=channels or placement_shape(run, spec)[0])
         if weights is not None:
             import torch
 
             torch.save(weights, path.with_suffix(".pt"))
         return path
+    shape = placement_shape(run, spec)
+    channels = channels or shape[0]
     return export_program(spec, path, channels=channels, example_shape=(2, channels, *shape[1:]),
                           weights=weights)
 
@@ -82,10 +83,14 @@ def placement_shape(run, spec: CellSpec) -> tuple[int, int, int, int]:
     import torch
 
     from attnas.cells.insert import inserted_cells
+    from attnas.evaluators.custom import is_custom
     from attnas.evaluators.proxy import ProxyEvaluator
     from attnas.experiments.config import load_experiment, proxy_config
 
     config = load_experiment(str(run.experiment_file))
+    if is_custom(config.evaluator):
+        raise AttnasError(f"{run.path}: the run scored cells with a custom evaluator, so attnas does not know the "
+                          "feature map the cell sees; pass --channels (channels=...) and export py or yaml")
     evaluator = ProxyEvaluator(proxy_config(config.evaluator, where=config.source))
     splits = evaluator.splits()
     model = evaluator.build_model(spec, splits.num_classes, splits.clip_shape)

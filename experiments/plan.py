@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.evaluators.custom import is_custom
+from attnas.experiments.config import ExperimentConfig, evaluator_config, proxy_config
 from attnas.experiments.wording import plural
 from attnas.search_space import SearchSpace
 from attnas.search_space.errors import AttnasError
@@ -79,18 +80,26 @@ def check_placements(config: ExperimentConfig) -> None:
 def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
     """The plan of `config` (already validated by `load_experiment`); raises when its placements do not exist.
     `check_data` also scans its video folder (raising AttnasError on what would fail every trial)."""
-    check_placements(config)
+    if not is_custom(config.evaluator):
+        check_placements(config)
     space = SearchSpace.from_yaml(config.space_path)
     size = space.count(samples=2000)
     cells = f"{size.cells:,.0f}" if size.exact else f"~{size.cells:.3g}"
-    evaluator = proxy_config(config.evaluator, where=config.source)
-    data = evaluator.data
-    if data.video_root:
-        sampling = data.sampling
-        source = (f"{data.video_layout} videos under {data.video_root} ({sampling.mode} sampling of "
-                  f"{sampling.frames} frames, {sampling.crop}x{sampling.crop} crops)")
+    evaluator = evaluator_config(config.evaluator, where=config.source)
+    data_check: tuple[str, ...] = ()
+    if is_custom(config.evaluator):
+        source, backbone, placements = f"the custom evaluator {evaluator.custom}", "(the custom evaluator's)", ()
     else:
-        source = f"synthetic task {data.task!r} ({data.train_size} training clips)"
+        data = evaluator.data
+        backbone, placements = evaluator.backbone, tuple(evaluator.at)
+        if data.video_root:
+            sampling = data.sampling
+            source = (f"{data.video_layout} videos under {data.video_root} ({sampling.mode} sampling of "
+                      f"{sampling.frames} frames, {sampling.crop}x{sampling.crop} crops)")
+        else:
+            source = f"synthetic task {data.task!r} ({data.train_size} training clips)"
+        if data.video_root and check_data:
+            data_check = _scan_videos(data)
     gpus = config.resources.gpus
     scheduler = config.early_stopping
     trials = config.budget.trials
@@ -112,9 +121,9 @@ def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
         cluster_cpus_needed=config.concurrency * config.resources.cpus,
         cluster_gpus_needed=math.ceil(config.concurrency * gpus) if gpus else 0,
         trials_per_gpu=int(1 // gpus) if 0 < gpus < 1 else (1 if gpus else None),
-        data=source, backbone=evaluator.backbone, placements=tuple(evaluator.at), epochs=evaluator.epochs,
+        data=source, backbone=backbone, placements=placements, epochs=evaluator.epochs,
         early_stopping=stopping, storage=config.storage or f"SQLite in runs/{config.name}/history.db",
-        data_check=_scan_videos(evaluator.data) if data.video_root and check_data else (),
+        data_check=data_check,
     )
 
 

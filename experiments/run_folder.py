@@ -25,6 +25,10 @@ RUNS_ROOT = "runs"
 RUN_FILE = "run.json"
 
 
+class RunNotFoundError(AttnasError):
+    """A run name or folder that holds no attnas run."""
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """Paths of one run, and the storage URL of its history."""
@@ -79,9 +83,9 @@ def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> 
                 raise AttnasError(f"{run_file}: field 'storage': expected a storage URL")
             return RunFolder(path=candidate.resolve(), storage=storage)
     if Path(run).exists():
-        raise AttnasError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
-                          "`attnas search`")
-    raise AttnasError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
+        raise RunNotFoundError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
+                               "`attnas search`")
+    raise RunNotFoundError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
 
 
 def _read_run_file(path: Path) -> dict:

@@ -74,6 +74,8 @@ class ControllerSearcher(Searcher):
             return
         self.finished.add(trial_id)
         result = result or {}
+        # The result a scheduler stops a trial on (ASHA at a rung, or at max_t) reaches only this callback.
+        self.on_trial_result(trial_id, result)
         state, reason = classify(result, error=error, epochs=self.epochs,
                                  error_message=self.errors.get(trial_id))
         values = {k: float(result[k]) for k in REPORTED_VALUES

@@ -18,30 +18,20 @@ from typing import Any
 def train_trial(config: dict) -> None:
     """Ray Tune function trainable: `config` holds the trial number, the cell as data, the evaluator settings and
     an optional checkpoint to resume from (a trial that was running when an earlier driver stopped)."""
-    import ray
-    import torch
     from ray import tune
 
+    from attnas.evaluators.custom import is_custom
     from attnas.evaluators.proxy import ProxyEvaluator
     from attnas.experiments.config import proxy_config
     from attnas.search_space import CellSpec
 
+    if is_custom(config["evaluator"]):
+        return train_custom_trial(config)
     entered = time.perf_counter()
-    context = tune.get_context()
-    resources = context.get_trial_resources().required_resources
-    gpus = resources.get("GPU", 0)
-    device = "cuda" if gpus and torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
-    threads = max(1, int(resources.get("CPU", 1)))
+    device, threads, node = _trial_resources()
     settings = proxy_config(config["evaluator"], where="trial config")
     settings = _replace(settings, device=device, threads=threads)
-    node = f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
-
-    work = Path(tempfile.mkdtemp(prefix="attnas-trial-"))
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        checkpoint.to_directory(str(work))
-    elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
-        shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
+    work = _working_folder(config)
 
     epochs = settings.epochs
     held: dict[str, Any] = {}
@@ -104,6 +94,70 @@ def _warm_start(evaluator) -> float | None:
     except Exception:  # noqa: BLE001 - evaluate() meets the same error and fails the trial with its reason
         return None
     return time.perf_counter() - started
+
+
+def train_custom_trial(config: dict) -> None:
+    """The trainable for a user's evaluator (`evaluator: {custom: module:attr}`, evaluators/custom.py): each of its
+    epoch reports goes to Tune with the checkpoint folder, the last one together with its final metrics."""
+    from ray import tune
+
+    from attnas.evaluators.custom import CustomEvaluatorConfig, TrialContext, run_custom
+    from attnas.experiments.schema import parse
+    from attnas.search_space import CellSpec
+
+    entered = time.perf_counter()
+    settings = parse(CustomEvaluatorConfig, config["evaluator"], where="trial config", path="evaluator")
+    device, threads, node = _trial_resources()
+    work = _working_folder(config)
+
+    def report(epoch: int, metrics: dict) -> bool:
+        if epoch < settings.epochs:
+            tune.report({**metrics, "epoch": epoch, "node": node},
+                        checkpoint=tune.Checkpoint.from_directory(str(work)))
+        return False
+
+    context = TrialContext(settings=dict(settings.settings), epochs=settings.epochs, seed=settings.seed,
+                           device=device, threads=threads, checkpoint_dir=work, resumed=any(work.iterdir()),
+                           reporter=report)
+    try:
+        try:
+            final = run_custom(settings, CellSpec.from_dict(config["cell"]), context)
+        except Exception as error:  # the user's code: any exception fails this trial, not the search
+            reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
+            tune.report({"failed": 1, "failure": f"{type(error).__name__}: {reason}",
+                         "epoch": int(context.reported.get("epoch", 0)), "node": node})
+            return
+        tune.report({**final, "epoch": int(context.reported.get("epoch", settings.epochs)), "node": node,
+                     "wall_time_s": time.perf_counter() - entered, "trainable_s": time.perf_counter() - entered},
+                    checkpoint=tune.Checkpoint.from_directory(str(work)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _trial_resources() -> tuple[str, int, str]:
+    """The trial's device (a GPU when Ray gave it one), its CPU threads and the node it runs on."""
+    import ray
+    import torch
+    from ray import tune
+
+    resources = tune.get_context().get_trial_resources().required_resources
+    gpus = resources.get("GPU", 0)
+    device = "cuda" if gpus and torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
+    threads = max(1, int(resources.get("CPU", 1)))
+    return device, threads, f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _working_folder(config: dict) -> Path:
+    """A fresh folder for the trial's checkpoints, holding the last checkpoint when the trial is resumed."""
+    from ray import tune
+
+    work = Path(tempfile.mkdtemp(prefix="attnas-trial-"))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        checkpoint.to_directory(str(work))
+    elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
+        shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
+    return work
 
 
 def _tune_metrics(metrics: dict, *, epoch: int, node: str) -> dict:

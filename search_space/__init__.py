@@ -13,7 +13,8 @@ from attnas.search_space.vocabulary import BAG, MAP, OPERATIONS, get_operation
 
 __all__ = [
     "AttnasError", "SpecError", "Space", "SearchSpace", "SpaceSize", "CellSpec", "Node", "INPUT", "MAP", "BAG",
-    "OPERATIONS", "get_operation", "unique_cells", "zoo_path", "zoo_names", "space_path", "space_names", "load_zoo", "load_space",
+    "OPERATIONS", "get_operation", "unique_cells", "zoo_path", "zoo_names", "space_path", "space_names", "load_zoo",
+    "load_space",
 ]
 
 

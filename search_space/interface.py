@@ -4,8 +4,22 @@ Controllers never look inside a cell: they sample, mutate, test membership, hash
 this interface, so any space implementing it (attnas's own `SearchSpace`, or an adapter for a published benchmark
 such as NAS-Bench-201) can be searched by every controller unchanged.
 
-Cells are opaque to controllers except for three promises: `hash(cell)` is a string that is equal for equal cells,
-`to_data(cell)` is JSON-serialisable and `from_data(to_data(cell))` gives the same cell back.
+Cells are opaque to controllers. The rules a space must follow, because controllers rely on them (each is checked
+for attnas's spaces and the NAS-Bench-201 adapter by search_space/conformance.py, whose `check_space(space)` a
+foreign space can run too):
+
+1. `hash(cell)` is a string, equal for cells that are the same architecture and different otherwise; controllers
+   deduplicate proposals and key their caches by it.
+2. `to_data(cell)` is JSON-serialisable and `from_data(to_data(cell))` is the same cell (the same hash): histories
+   and state dicts store cells this way and rebuild them on resume.
+3. `sample(rng)` and `mutate(cell, rng)` use only `rng`, so a seeded controller is deterministic; both return cells
+   the space `contains`, and `mutate` returns a cell with another hash.
+4. `mutate` and `decode_vector` raise `SpecError` when they cannot give a valid cell (nothing to mutate, a vector
+   describing no cell of the space), and nothing else: controllers catch `SpecError` and only it, then try again.
+5. `encode_vector(cell)` has one integer per entry of `vector_cardinalities()`, each in 0..cardinality-1, and
+   `decode_vector(encode_vector(cell))` is the same cell.
+6. `wl_features(cell)` is equal for cells with equal hashes: the Bayesian controller caches features by hash.
+7. `size()` is None or the number of distinct hashes in the space; controllers stop when they have seen that many.
 """
 from __future__ import annotations
 
@@ -67,5 +81,5 @@ class Space(abc.ABC):
         """The inverse of `to_data`."""
 
     def size(self) -> int | None:
-        """The number of distinct cells, when known exactly; None otherwise."""
+        """The number of distinct cells (distinct hashes), when known exactly; None otherwise."""
         return None

@@ -1,4 +1,4 @@
-"""`CellSpec`: an attention cell as an immutable, validated DAG of typed operations (shared/DESIGN.md, "The cell").
+"""`CellSpec`: an attention cell as an immutable, validated DAG of typed operations (docs/design.md, "The cell").
 
 A spec is data. It comes from YAML/JSON (`from_dict`, `from_yaml`), goes back out (`to_dict`, `to_yaml`), and is
 checked on construction: an invalid spec raises `SpecError` and never exists as an object.
@@ -23,7 +23,7 @@ import networkx as nx
 from networkx.algorithms import isomorphism
 
 from attnas.search_space.errors import SpecError
-from attnas.search_space.vocabulary import MAP, get_operation
+from attnas.search_space.vocabulary import MAP, OPERATIONS, bag_port, get_operation, makes_bag
 from attnas.search_space.yaml_io import describe_value, dump_yaml, load_yaml
 
 INPUT = "input"
@@ -301,14 +301,15 @@ def _parse(data: Any) -> CellSpec:
     for node_name, raw in raw_nodes.items():
         node = _parse_node(node_name, raw, types, all_names)
         types[node.name] = get_operation(node.op).output
-        if node.op == "gather":
+        if makes_bag(node.op):
             dims[node.name] = node.attr("dim")
-        if node.op == "distribute":
-            bag = node.source("bag")
+        if bag_port(node.op):
+            bag = node.source(bag_port(node.op))
+            maker = next(n.op for n in nodes if n.name == bag)
             if node.attr("dim") != dims[bag]:
                 raise SpecError(
-                    f"node {node_name!r}: dim {node.attr('dim')!r} does not match dim {dims[bag]!r} of its gather "
-                    f"{bag!r}; a distribute must use its gather's dim"
+                    f"node {node_name!r}: dim {node.attr('dim')!r} does not match dim {dims[bag]!r} of its {maker} "
+                    f"{bag!r}; a {node.op} must use its {maker}'s dim"
                 )
         nodes.append(node)
 
@@ -405,11 +406,12 @@ def _parse_output(output: Any, types: dict[str, str]) -> tuple[str, ...]:
 def _check_connectivity(nodes: list[Node], output: tuple[str, ...]) -> None:
     consumed = {src for n in nodes for _, src in n.inputs}
     for node in nodes:
-        if node.op == "gather" and not any(
-            n.op == "distribute" and n.source("bag") == node.name for n in nodes
+        takers = sorted({op for op in OPERATIONS if bag_port(op)})
+        if makes_bag(node.op) and not any(
+            bag_port(n.op) and n.source(bag_port(n.op)) == node.name for n in nodes
         ):
-            raise SpecError(f"node {node.name!r}: its bag is consumed by no distribute; "
-                            "every gather must feed a distribute")
+            raise SpecError(f"node {node.name!r}: its bag is consumed by no {' or '.join(takers)}; "
+                            f"every {node.op} must feed a {' or '.join(takers)}")
     reaching = set(output)
     for node in reversed(nodes):
         if node.name in reaching:

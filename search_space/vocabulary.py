@@ -1,4 +1,4 @@
-"""The operation vocabulary of attention cells, as data (shared/DESIGN.md, "The cell").
+"""The operation vocabulary of attention cells, as data (docs/design.md, "The cell").
 
 Each operation has typed input ports, an output type and attributes. An attribute's `values` is the universe of
 what the operation understands; a search space's YAML narrows it to the choices it searches over. Attributes that
@@ -141,6 +141,21 @@ OPERATIONS: dict[str, Operation] = {
         ),
     )
 }
+
+
+def makes_bag(op: str) -> bool:
+    """Whether `op` outputs a bag (global descriptors, A^2's gather) rather than a map; read from its output type."""
+    return get_operation(op).output == BAG
+
+
+def bag_port(op: str) -> str | None:
+    """The port through which `op` takes a bag (A^2's distribute), found by its type; None for maps-only ops."""
+    return next((port for port, kind in get_operation(op).ports.items() if kind == BAG), None)
+
+
+def map_ports(op: str) -> list[str]:
+    """The ports of `op` that take maps, in declaration order."""
+    return [port for port, kind in get_operation(op).ports.items() if kind == MAP]
 
 
 def get_operation(name: str) -> Operation:

@@ -1,4 +1,4 @@
-"""attnas's views of a search (shared/DESIGN.md, "Search, history, dashboard"): optuna-dashboard served on the run's
+"""attnas's views of a search (docs/design.md, "Search, history, dashboard"): optuna-dashboard served on the run's
 history, fed with NAS-specific additions that the driver writes as trials finish: each cell drawn as an SVG
 artifact, a markdown note per trial, and attnas's own plotly figures; plus a self-contained HTML report.
 

@@ -197,8 +197,8 @@ def test_cli_report_and_one_line_errors(finished_run, tmp_path, capsys):
 
 
 def start_cli_dashboard(run_path, *extra):
-    process = subprocess.Popen([sys.executable, "-m", "attnas.experiments.cli", "dashboard", str(run_path), "--port", "0",
-                                *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "attnas.experiments.cli", "dashboard", str(run_path),
+                                "--port", "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     match = re.search(r"http://(\[?[0-9a-f.:]+\]?):(\d+)/dashboard/studies/\d+", line)
     if not match:

@@ -120,7 +120,8 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
                              evaluator={**load_tiny_evaluator(), "epochs": 10,
                                         "data": {"train_size": 256, "validation_size": 64, "test_size": 32}})
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "attnas.experiments.cli", "search", config_path, "--runs-dir", str(runs), "--quiet"]
+    command = [sys.executable, "-m", "attnas.experiments.cli", "search", config_path, "--runs-dir", str(runs),
+               "--quiet"]
     log_path = tmp_path / "search.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,

@@ -3,7 +3,8 @@ run with the run's own evaluator settings, so the figures can mark them.
 
 The scores go into the study's user attributes (`references`), not into trials: the controller is rebuilt from
 the trials on resume, so keeping references out of them keeps them out of its observations, the trial budget, the
-best-cell table and `export`. Scoring runs in this process, one cell after another, like `attnas evaluate`.
+best-cell table and `export`. Scoring runs in this process, one cell after another, like `attnas evaluate`; it
+lives outside experiments/dashboard/ because the dashboard is a view and never imports the evaluators.
 """
 from __future__ import annotations
 
