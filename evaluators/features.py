@@ -10,8 +10,8 @@ the front. `feature_path` says which path a trial took and why, as its `feature_
 
 - "cached": the front ran once for the machine, trials read its output;
 - "clips: <reason>": the whole model runs on clips, because the front is not frozen, augmentation is on, the
-  cache is turned off, the backbone cannot be entered at the placement, or the features would not fit the disk
-  budget (`feature_cache_budget_mb`).
+  cache (or data.use_cache) is turned off, the backbone cannot be entered at the placement, or the features would
+  not fit the disk budget (`feature_cache_budget_mb`).
 """
 from __future__ import annotations
 
@@ -101,6 +101,8 @@ def trial_inputs(config: ProxyConfig, model: nn.Module, frozen: Sequence[nn.Modu
     its free memory are held there."""
     if not config.feature_cache:
         return clip_inputs(splits, config, "feature_cache is off")
+    if not config.data.use_cache:  # the user asked for nothing kept on disk
+        return clip_inputs(splits, config, "data.use_cache is off")
     if not frozen:
         return clip_inputs(splits, config, "the front is not frozen (needs pretrain_epochs > 0 and freeze_front)")
     if config.augment != "none":

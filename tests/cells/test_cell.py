@@ -5,7 +5,7 @@ import torch
 
 from attnas.cells import OPS, build
 from attnas.cells.errors import CellBuildError, CellInputError
-from attnas.search_space import AttnasError, CellSpec, load_space, load_zoo, zoo_names
+from attnas.search_space import CellSpec, load_space, load_zoo, zoo_names
 
 CHANNELS = 16
 

@@ -178,7 +178,8 @@ def _plain_decode(path, sampling):
         frames = []
         for frame in container.decode(container.streams.video[0]):
             scale = sampling.resize / min(frame.width, frame.height)
-            width, height = max(sampling.crop, round(frame.width * scale)), max(sampling.crop, round(frame.height * scale))
+            width = max(sampling.crop, round(frame.width * scale))
+            height = max(sampling.crop, round(frame.height * scale))
             frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
     video = np.stack(frames)
     top, left = (video.shape[1] - sampling.crop) // 2, (video.shape[2] - sampling.crop) // 2

@@ -1,8 +1,8 @@
 """In a real browser (headless Debian Chromium driven by Playwright, a 1280 px wide window): the dashboard of a finished
 run shows the trial list, a trial's note and cell drawing, and attnas's figures, and no page is wider than the window;
 the report opens from file:// with every figure and drawing and makes no network request; figure labels stay inside
-their figures and a Pareto cell under a reference star stays visible. Screenshots are kept: under $ATTNAS_TEST_ARTIFACTS when set, else in the
-pytest temporary folder (the path is printed; run pytest with -s or -rA to see it)."""
+their figures and a Pareto cell under a reference star stays visible. Screenshots are kept: under
+$ATTNAS_TEST_ARTIFACTS when set, else in the pytest temporary folder (the path is printed; run pytest with -s or -rA to see it)."""
 import os
 import tempfile
 from pathlib import Path

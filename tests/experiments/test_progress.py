@@ -168,7 +168,8 @@ def test_counts_agree_in_number(count, text):
 
 
 @pytest.mark.slow
-def test_cli_search_without_a_terminal_says_its_plan_warm_start_and_each_trial(tmp_path, capsys, monkeypatch, ray_local):
+def test_cli_search_without_a_terminal_says_its_plan_warm_start_and_each_trial(tmp_path, capsys, monkeypatch,
+                                                                               ray_local):
     import attnas.experiments.progress as progress
     from attnas.experiments.cli import main
     from attnas.experiments.run_folder import open_run

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-import yaml
 
 from attnas.evaluators import datasets, pretrained
 from attnas.experiments.cli import main
