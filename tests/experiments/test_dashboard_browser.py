@@ -2,7 +2,8 @@
 run shows the trial list, a trial's note and cell drawing, and attnas's figures, and no page is wider than the window;
 the report opens from file:// with every figure and drawing and makes no network request; figure labels stay inside
 their figures and a Pareto cell under a reference star stays visible. Screenshots are kept: under
-$ATTNAS_TEST_ARTIFACTS when set, else in the pytest temporary folder (the path is printed; run pytest with -s or -rA to see it)."""
+$ATTNAS_TEST_ARTIFACTS when set, else in the pytest temporary folder (the path is printed; run pytest with -s or
+-rA to see it)."""
 import os
 import tempfile
 from pathlib import Path
