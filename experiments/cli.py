@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="run the search an experiment YAML file describes",
                                  description="Run a search. Results go to runs/NAME/ (history, Ray trial folders).")
     search.add_argument("config", help="experiment YAML file, e.g. experiments/configs/quickstart.yaml")
-    search.add_argument("--name", help="run name (default: the experiment's name); the run folder is runs/NAME")
+    search.add_argument("--name", type=_run_name, help="run name (default: the experiment's name); the run folder is "
+                                                       "runs/NAME; letters, digits, '_', '-', '.' (at most 100)")
     search.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     _cluster_flags(search)
     search.add_argument("--storage", help="SQLAlchemy URL of the history database, e.g. "
@@ -146,6 +147,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
+
+
+def _run_name(text: str) -> str:
+    from attnas.experiments.run_folder import check_run_name
+
+    try:
+        return check_run_name(text, where="--name")
+    except AttnasError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--name: ")) from None
 
 
 def _non_negative_int(text: str) -> int:

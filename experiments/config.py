@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from attnas.experiments.run_folder import check_run_name
 from attnas.experiments.schema import ConfigError, non_negative, parse, positive
 from attnas.search_space.errors import AttnasError
 from attnas.search_space.resources import space_names, space_path
@@ -124,8 +125,7 @@ def load_experiment(path: str) -> ExperimentConfig:
     """Read, validate and cross-check an experiment file; every problem is one `AttnasError` line."""
     data, where = load_yaml(path)
     config = parse(ExperimentConfig, data, where=where)
-    if not re.match(r"^[A-Za-z0-9_.-]+$", config.name):
-        raise ConfigError(f"{where}: name: expected letters, digits, '_', '-' or '.', got {config.name!r}")
+    check_run_name(config.name, where=f"{where}: name")
     config = replace(config, source=str(path))
     validate_parts(config)
     return config

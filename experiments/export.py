@@ -35,7 +35,7 @@ def export_trial(run_dir: str, *, trial: int | None, output: str, fmt: str | Non
         raise AttnasError(f"{output}: folder {path.parent} does not exist")
     if fmt == "yaml":
         note = "" if record.state == COMPLETE else f"# trial state: {record.state}\n"
-        path.write_text(f"# cell {spec.hash}, trial {record.number} of run {run.name}\n{note}{spec.to_yaml()}")
+        path.write_text(f"# cell {spec.hash}, trial {record.number} of run {run.name!r}\n{note}{spec.to_yaml()}")
         return path
     from attnas.cells.export import export, export_program
 
