@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                                                                "machine only; 0.0.0.0 exposes it to the network)")
     dashboard.add_argument("--port", type=_non_negative_int, default=8080, help="port (default 8080; 0: any free)")
+    dashboard.add_argument("--allow-writes", action="store_true", help="let the browser change the history "
+                           "(delete the study, edit notes, upload artifacts); default: read-only")
     dashboard.set_defaults(run=_dashboard)
 
     report = commands.add_parser("report", help="attnas's figures and the top cells in one self-contained HTML file")
@@ -278,6 +280,8 @@ def _status(args: argparse.Namespace) -> int:
     failed = [r for r in records if r.state == FAILED][-3:]
     for record in failed:
         console.print(f"trial {record.number} failed: {record.reason}", style="red", markup=False)
+    for record in (r for r in records if r.problem):
+        console.print(f"{record.problem}; left out of the table", style="yellow", markup=False)
     return 0
 
 
@@ -323,7 +327,9 @@ def _train(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from attnas.experiments.dashboard.server import DashboardServer
 
-    server = DashboardServer(args.run_dir, host=args.host, port=args.port)
+    server = DashboardServer(args.run_dir, host=args.host, port=args.port, allow_writes=args.allow_writes)
+    if server.warning:
+        print(server.warning, file=sys.stderr, flush=True)
     print(f"optuna-dashboard for run {server.run.name!r}: {server.url}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

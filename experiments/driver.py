@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     settings = dict(config.controller_settings)
     finished, interrupted = [], []
     for record in records:
+        if record.problem:  # a tampered or corrupt record: the controller learns from the others
+            print(f"attnas: {record.problem}; left out of the controller's history", file=sys.stderr)
+            continue
         if record.state == RUNNING:
             interrupted.append(record)
         else:

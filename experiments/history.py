@@ -15,6 +15,7 @@ The study's own user attributes hold the experiment file and search space as tex
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -23,7 +24,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from attnas.search_space.errors import AttnasError
+from attnas.search_space import CellSpec
+from attnas.search_space.errors import AttnasError, quoted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -47,6 +49,7 @@ class TrialRecord:
     curve: list[float] = field(default_factory=list)
     reason: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # what is damaged in the stored record (its fields are left out), see checked_attrs
 
     @property
     def value(self) -> float | None:
@@ -176,17 +179,56 @@ class History:
 
 
 def best_of(records: Iterable[TrialRecord], count: int) -> list[TrialRecord]:
-    """The `count` complete records with the highest metric, best first (earlier trials win ties)."""
-    complete = [r for r in records if r.state == COMPLETE and r.value is not None]
+    """The `count` complete, undamaged records with the highest metric, best first (earlier trials win ties)."""
+    complete = [r for r in records if r.state == COMPLETE and r.value is not None and r.problem is None]
     return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
 
 
+UNREADABLE = object()  # what `read_rows` puts for a user attribute whose stored JSON does not parse
+_HASH = re.compile(r"[0-9a-f]{1,64}")
+
+
+def _valid_cell(value: Any) -> bool:
+    try:
+        CellSpec.from_dict(value)
+    except AttnasError:
+        return False
+    return True
+
+
+_FIELD_CHECKS = {
+    "cell": (_valid_cell, "a valid cell spec"),
+    "hash": (lambda v: isinstance(v, str) and _HASH.fullmatch(v), "a cell hash (hex digits)"),
+    "values": (lambda v: isinstance(v, Mapping) and all(isinstance(k, str) and _finite(x) for k, x in v.items()),
+               "a mapping of metric name to number"),
+    "failure": (lambda v: isinstance(v, str), "a text"),
+    "controller": (lambda v: isinstance(v, str), "a controller name"),
+    **{key: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number") for key in METRIC_ATTRS},
+}
+
+
+def checked_attrs(number: int, attrs: Mapping[str, Any]) -> tuple[dict, str | None]:
+    """A trial's stored user attributes without the fields a tampered or corrupt record breaks (not JSON, or not
+    what the driver writes), and one line naming the trial and each such field (None when all is well). Readers
+    (status, report, export, resume) go on with the rest and say what they left out."""
+    clean, problems = dict(attrs), []
+    for key, value in attrs.items():
+        if value is UNREADABLE:
+            problems.append(f"field {key!r}: not valid JSON")
+            del clean[key]
+    for key, (valid, expected) in _FIELD_CHECKS.items():
+        if key in clean and not valid(clean[key]):
+            problems.append(f"field {key!r}: expected {expected}, got {quoted(clean.pop(key), 40)}")
+    return clean, (f"trial {number}: damaged record: " + "; ".join(problems)) if problems else None
+
+
 def _record(number: int, state: TrialState, value: float | None, attrs: dict, intermediate: dict) -> TrialRecord:
+    attrs, problem = checked_attrs(number, attrs)
     values = dict(attrs.get("values") or {})
     curve = [intermediate[k] for k in sorted(intermediate)]
     return TrialRecord(number=number, state=_FROM_OPTUNA.get(state, FAILED), cell=attrs.get("cell", {}),
                        hash=attrs.get("hash", ""), values=values, curve=curve, reason=attrs.get("failure"),
-                       attrs=attrs)
+                       attrs=attrs, problem=problem)
 
 
 def read_rows(study: optuna.Study) -> list[tuple] | None:
@@ -217,7 +259,10 @@ def read_rows(study: optuna.Study) -> list[tuple] | None:
         user: dict[int, dict] = {}
         for trial_id, key, value_json in connection.execute(
                 sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(attrs.c.trial_id.in_(mine))):
-            user.setdefault(trial_id, {})[key] = json.loads(value_json)
+            try:
+                user.setdefault(trial_id, {})[key] = json.loads(value_json)
+            except (TypeError, ValueError):  # a tampered or corrupt row: `checked_attrs` names it
+                user.setdefault(trial_id, {})[key] = UNREADABLE
         curves: dict[int, dict] = {}
         for trial_id, step, value, kind in connection.execute(
                 sa.select(steps.c.trial_id, steps.c.step, steps.c.intermediate_value,

@@ -77,6 +77,7 @@ def _points(rows: list[tuple]) -> list[TrialPoint]:
 
 
 def _point(number, trial_state, value, attrs, intermediate, start, complete, origin) -> TrialPoint:
+    attrs, _ = checked_attrs(number, attrs)  # a tampered field is left out of the figures
     values = attrs.get("values") or {}
     state = _STATES.get(trial_state, FAILED)
 

@@ -37,7 +37,7 @@ def build_report(run_dir: str | os.PathLike, output: str | os.PathLike, *, top: 
     references = load_references(history)
     figures = build_figures(points, references)
     counts = {s: sum(1 for p in points if p.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
-    best = sorted((p for p in points if p.state == COMPLETE and p.value is not None),
+    best = sorted((p for p in points if p.state == COMPLETE and p.value is not None and p.cell),
                   key=lambda p: (-p.value, p.number))[:top]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
