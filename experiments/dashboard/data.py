@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, read_rows
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, checked_attrs, read_rows
 
 REFERENCES_ATTR = "references"
 REFERENCE_CELLS = ("none", "non_local", "double_attention")

@@ -1,0 +1,227 @@
+"""Hostile or careless input along the user's path (issue 21): text that reaches generated code, run names that
+would leave the runs folder, the dashboard's write API, tampered trial records. Each test drives the CLI on a real
+run folder: a tiny search run once for the module, or the synthetic history written the way the driver writes it."""
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attnas.experiments.cli import main
+from attnas.experiments.dashboard.synthetic import write_synthetic_history
+from attnas.experiments.run_folder import RUN_FILE, open_run
+from attnas.search_space import CellSpec
+from tests.experiments.test_dashboard_server import start_cli_dashboard
+from tests.experiments.tiny import write_tiny
+
+PAYLOAD = 'import os; open(os.path.join(os.getcwd(), "PWNED"), "w").close()'
+HOSTILE_TEXTS = [
+    f'x"""; {PAYLOAD}; """',
+    f"x'''; {PAYLOAD}; '''",
+    f'x"\n{PAYLOAD}\n"',
+    'back\\slash\\',
+    'ends in a quote"',
+    'new\nline\r\n# nodes: {}',
+]
+
+
+def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """`attnas ARGS` as a user runs it, in its own process."""
+    return subprocess.run([sys.executable, "-m", "attnas.experiments.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A real run folder: `attnas search` of the tiny experiment, two trials."""
+    folder = tmp_path_factory.mktemp("searched")
+    config = write_tiny(folder, budget={"trials": 2}, concurrency=1)
+    result = cli("search", config, "--runs-dir", str(folder / "runs"), "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "runs" / "tiny"
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    """The run folder copied (the user moved or duplicated it), its run file pointing at the copy's history."""
+    shutil.copytree(source, target)
+    (target / RUN_FILE).write_text(json.dumps({"name": target.name,
+                                               "storage": f"sqlite:///{target / 'history.db'}"}))
+    return target
+
+
+def tamper(run: Path, number: int, key: str, value_json: str) -> None:
+    """Overwrite trial `number`'s user attribute `key` in the SQLite history with raw text, as a hand edit would."""
+    with sqlite3.connect(run / "history.db") as connection:
+        (trial_id,) = connection.execute("SELECT trial_id FROM trials WHERE number = ?", (number,)).fetchone()
+        changed = connection.execute("UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = ?",
+                                     (value_json, trial_id, key)).rowcount
+    assert changed == 1
+
+
+def import_in_subprocess(module_file: Path, expression: str) -> str:
+    """Import the generated module in a fresh interpreter, in an empty folder, and print `expression`."""
+    folder = module_file.parent
+    code = f"import sys; sys.path.insert(0, {str(folder)!r}); import {module_file.stem} as m; print(repr({expression}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
+# ------------------------------------------------------------------------------------------ 1. generated code
+@pytest.mark.slow
+def test_export_escapes_run_names_and_every_text_it_writes_into_code(searched, tmp_path):
+    best = open_run(searched).history().best(1)[0]
+    for index, text in enumerate(HOSTILE_TEXTS):
+        run = copy_run(searched, tmp_path / "runs" / text.replace("/", "_"))
+        out = tmp_path / f"out{index}"
+        out.mkdir()
+        assert main(["export", str(run), "--best", "-o", str(out / "cell.py")]) == 0
+        doc = eval(import_in_subprocess(out / "cell.py", "(m.__doc__, m.SPEC_HASH, m.AttentionCell.__doc__)"))
+        assert not (out / "PWNED").exists(), f"run name {text!r}: importing the exported module ran its code"
+        assert doc[0].startswith(f"attnas_{run.name}_trial{best.number} cell {best.hash}")
+        assert doc[1] == best.hash and best.hash in doc[2]
+        assert main(["export", str(run), "--best", "-o", str(out / "cell.yaml")]) == 0
+        assert CellSpec.from_yaml(str(out / "cell.yaml")).same_cell(CellSpec.from_dict(best.cell))
+    # a tampered hash never reaches the code: the module carries the hash computed from the cell
+    run = copy_run(searched, tmp_path / "runs" / "tampered_hash")
+    tamper(run, best.number, "hash", json.dumps(HOSTILE_TEXTS[0]))
+    assert main(["export", str(run), "--trial", str(best.number), "-o", str(tmp_path / "hashed.py")]) == 0
+    assert import_in_subprocess(tmp_path / "hashed.py", "m.SPEC_HASH") == repr(best.hash)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_exported_module_keeps_any_cell_name_as_text(tmp_path):
+    """The cell's own name (a spec field any YAML can set) is written into the module's docstring as plain text."""
+    from attnas.cells.export import export
+    from attnas.search_space import load_zoo
+
+    for index, text in enumerate(HOSTILE_TEXTS + ["nul\x00 and bell\x07"]):
+        spec = CellSpec.from_dict({**load_zoo("non_local").to_dict(), "name": text})
+        path = export(spec, tmp_path / f"named{index}.py", channels=8)
+        doc = eval(import_in_subprocess(path, "m.__doc__"))
+        assert doc.startswith(f"{text} cell {spec.hash}")
+        assert not (tmp_path / "PWNED").exists()
+
+
+# ------------------------------------------------------------------------------------------------ 2. run names
+@pytest.mark.parametrize("name", ["../escaped", "/tmp/attnas-absolute", "..", ".", "-flag", 'quo"te', "new\nline",
+                                  "a" * 300, "sub/dir", ""])
+def test_run_names_outside_the_rule_are_refused_before_anything_is_written(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = write_tiny(tmp_path, budget={"trials": 1}, concurrency=1)
+    before = set(Path("/tmp").glob("attnas-absolute*"))
+    with pytest.raises(SystemExit) as exited:  # argparse's own exit, as for every bad flag
+        main(["search", config, f"--name={name}", "--quiet"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--name" in err and "letters, digits" in err and len(err.strip().splitlines()) == 1
+    assert len(err) < 400, "the value is cut in the message"
+    # the experiment's own name goes through the same rule
+    (tmp_path / "named.yaml").write_text(Path(config).read_text().replace("name: tiny", f"name: {json.dumps(name)}"))
+    assert main(["search", "named.yaml", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attnas: error: named.yaml: name: expected") and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.rglob(RUN_FILE)) and set(Path("/tmp").glob("attnas-absolute*")) == before
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+# ------------------------------------------------------------------------------------------------ 3. dashboard
+def request(method: str, url: str, body: bytes | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method=method), timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.slow
+def test_dashboard_is_read_only_unless_writes_are_allowed(tmp_path, capsys):
+    run = write_synthetic_history(tmp_path / "runs", name="served", trials=4)
+    study = run.history().study._study_id
+    process, _, port = start_cli_dashboard(run.path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert request("GET", f"{base}/api/studies/{study}") == 200
+        writes = [("DELETE", f"/api/studies/{study}", None),
+                  ("POST", f"/api/studies/{study}/rename", b'{"study_name": "renamed"}'),
+                  ("PUT", f"/api/studies/{study}/note", b'{"version": 1, "body": "defaced"}'),
+                  ("POST", "/api/studies", b'{"study_name": "new", "directions": ["minimize"]}'),
+                  ("POST", "/api/trials/1/tell", b'{"state": "Fail"}')]
+        for method, path, body in writes:
+            assert request(method, base + path, body) == 405, (method, path)
+        assert request("GET", f"{base}/api/studies/{study}") == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert main(["status", str(run.path)]) == 0
+    assert "4 trials" in capsys.readouterr().out
+    # asked for, the writes go through (the refusal above is the read-only wrapper, not a broken request)
+    process, _, port = start_cli_dashboard(run.path, "--allow-writes")
+    try:
+        assert request("DELETE", f"http://127.0.0.1:{port}/api/studies/{study}") == 204
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_dashboard_warns_when_it_listens_beyond_this_machine(tmp_path):
+    run = write_synthetic_history(tmp_path / "runs", name="exposed", trials=2)
+    for extra, warned in (((), False), (("--host", "0.0.0.0"), True), (("--host", "::1"), False)):
+        process, _, _ = start_cli_dashboard(run.path, *extra)
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+        assert ("warning: the dashboard listens on '0.0.0.0'" in err) is warned, err
+        if warned:
+            assert "no authentication" in err and "read the whole search history" in err
+
+
+# ------------------------------------------------------------------------------------- 6. tampered records
+def test_tampered_records_are_named_and_the_others_still_served(tmp_path, capsys):
+    run = write_synthetic_history(tmp_path / "runs", name="tampered", trials=12, references=False).path
+    records = {r.number: r for r in open_run(run).history().trials()}
+    complete = sorted((r for r in records.values() if r.state == "complete"), key=lambda r: -r.value)
+    broken_cell, broken_values, broken_hash = (r.number for r in complete[:3])
+    tamper(run, broken_cell, "cell", "{not json")
+    tamper(run, broken_values, "values", '"a string"')
+    tamper(run, broken_hash, "hash", "17")
+    assert main(["status", str(run)]) == 0
+    out = capsys.readouterr().out
+    for number, field in ((broken_cell, "cell"), (broken_values, "values"), (broken_hash, "hash")):
+        assert f"trial {number}: damaged record: field '{field}'" in out
+    assert f"{complete[3].hash}" in out
+    assert main(["export", str(run), "--best", "-o", str(tmp_path / "best.yaml")]) == 0
+    assert CellSpec.from_yaml(str(tmp_path / "best.yaml")).hash == complete[3].hash
+    assert main(["export", str(run), "--trial", str(broken_cell), "-o", str(tmp_path / "broken.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"trial {broken_cell}: damaged record: field 'cell': not valid JSON" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["report", str(run), "-o", str(tmp_path / "report.html")]) == 0
+    assert complete[3].hash in (tmp_path / "report.html").read_text()
+    # a cell that is JSON but not a valid spec (a node name that would be code) is named the same way
+    hostile_node = {"op": "map_attention", "inputs": {"x": "input"}, "dim": "channel", "gate": "sigmoid",
+                    "pooling": "avg", "reduction": 4}
+    tamper(run, broken_cell, "cell", json.dumps({"width": 0.5, "nodes": {'x"""; import os': hostile_node},
+                                                 "output": ['x"""; import os']}))
+    assert main(["export", str(run), "--trial", str(broken_cell), "-o", str(tmp_path / "broken.py")]) == 2
+    assert f"trial {broken_cell}: damaged record: field 'cell': expected a valid cell spec" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "broken.py").exists()
+
+
+@pytest.mark.slow
+def test_resume_goes_on_past_a_tampered_record(searched, tmp_path):
+    run = copy_run(searched, tmp_path / "runs" / "resumed")
+    tamper(run, 0, "cell", "{not json")
+    result = cli("resume", str(run), "--trials", "3", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trial 0: damaged record: field 'cell': not valid JSON; left out" in result.stderr
+    records = open_run(run).history().trials()
+    assert len(records) == 3 and records[2].state == "complete" and records[2].problem is None
