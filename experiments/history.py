@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -62,6 +63,8 @@ class History:
     def __init__(self, storage: str, *, create: bool = True, metric: str = "accuracy"):
         self.storage_url = storage
         self.metric = metric
+        if not create:
+            _require_database_file(storage)
         try:
             rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage))
             if create:
@@ -271,6 +274,19 @@ def read_rows(study: optuna.Study) -> list[tuple] | None:
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
     return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
              complete) for trial_id, number, state, start, complete in rows]
+
+
+def _require_database_file(storage: str) -> None:
+    """Reading a history never creates storage: opening a missing SQLite file would make a new, empty one."""
+    import sqlalchemy
+
+    try:
+        url = sqlalchemy.engine.make_url(storage)
+    except sqlalchemy.exc.ArgumentError:
+        return  # not a URL: RDBStorage says so below
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise AttnasError(f"{_redact(storage)}: the history database {url.database} is missing")
 
 
 def sqlite_url(path: str) -> str:

@@ -32,13 +32,15 @@ class SearchProgress(Callback):
             self._consider(record.state, record.value, record.hash)
         self.resumed_done = sum(self.counts.values())
         self._live: Live | None = None
+        self._started_trials: dict[str, Any] = {}
 
     def __getstate__(self) -> dict:
-        # Pickled by the Tuner at start; the copy is inert (no console, history or searcher).
-        return {k: v for k, v in self.__dict__.items() if k not in ("console", "_live", "history", "searcher")}
+        # Pickled by the Tuner at start; the copy is inert (no console, history, searcher or live trials).
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("console", "_live", "history", "searcher", "_started_trials")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, console=None, _live=None, history=None, searcher=None)
+        self.__dict__.update(state, console=None, _live=None, history=None, searcher=None, _started_trials={})
 
     # ------------------------------------------------------------------------------------ context manager
     def __enter__(self) -> "SearchProgress":
@@ -53,8 +55,17 @@ class SearchProgress(Callback):
             self._live = None
 
     # -------------------------------------------------------------------------------------- Tune callbacks
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started_trials[trial.trial_id] = trial
+        self.searcher.error_reader = self._error_of
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.searcher.errors[trial.trial_id] = _error_text(trial)
+
+    def _error_of(self, trial_id: str) -> str | None:
+        """The failure message Ray has written for a trial (its error file), read when the searcher records it."""
+        trial = self._started_trials.get(trial_id)
+        return _error_text(trial) if trial is not None and getattr(trial, "error_file", None) else None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finished(trial)

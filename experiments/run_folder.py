@@ -21,9 +21,11 @@ from pathlib import Path
 
 from attnas.experiments.history import History, sqlite_url
 from attnas.search_space.errors import AttnasError, quoted
+from attnas.search_space.yaml_io import read_text_file
 
 RUNS_ROOT = "runs"
 RUN_FILE = "run.json"
+RUN_FILE_BYTES = 64 * 1024
 RUN_NAME_RULE = "1 to 100 letters, digits, '_', '-' or '.', starting with a letter or digit"
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
@@ -97,9 +99,11 @@ def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> 
 
 def _read_run_file(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(read_text_file(path, where=str(path), limit=RUN_FILE_BYTES, what="a run file"))
+    except json.JSONDecodeError as error:
         raise AttnasError(f"{path}: unreadable run file ({error})") from None
+    except AttnasError as error:
+        raise AttnasError(f"unreadable run file: {error}") from None
     if not isinstance(data, dict):
         raise AttnasError(f"{path}: unreadable run file (expected a JSON object)")
     return data

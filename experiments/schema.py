@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
-from attnas.search_space.errors import AttnasError
+from attnas.search_space.errors import AttnasError, quoted
 from attnas.search_space.yaml_io import describe_value
 
 
@@ -32,7 +32,7 @@ def parse(cls: type, data: Any, *, where: str, path: str = "") -> Any:
         if key not in fields:
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
             raise ConfigError(f"{where}: {_join(path, key)}: unknown field"
-                              + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + (f" (did you mean {quoted(hint[0])}?)" if hint else "")
                               + f"; expected one of: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     values = {}
@@ -46,7 +46,7 @@ def parse(cls: type, data: Any, *, where: str, path: str = "") -> Any:
         check = spec.metadata.get("check")
         problem = check(value) if check else None
         if problem:
-            raise ConfigError(f"{where}: {dotted}: {problem}, got {data[name]!r}")
+            raise ConfigError(f"{where}: {dotted}: {problem}, got {quoted(data[name])}")
         values[name] = value
     return cls(**values)
 
@@ -105,7 +105,7 @@ def convert(annotation: Any, value: Any, *, where: str, path: str) -> Any:
         if isinstance(value, str):
             return value
         raise _mismatch(annotation, value, where, path)
-    raise TypeError(f"schema: unsupported annotation {annotation!r} at {path}")
+    raise TypeError(f"schema: unsupported annotation {quoted(annotation)} at {path}")
 
 
 def expectation(annotation: Any) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 from networkx.algorithms import isomorphism
 
-from attnas.search_space.errors import SpecError
+from attnas.search_space.errors import SpecError, quoted
 from attnas.search_space.interface import Space
 from attnas.search_space.spec import INPUT, CellSpec, leaves, unique_cells
 from attnas.search_space.vocabulary import BAG, MAP, OPERATIONS, Operation, get_operation
@@ -97,17 +97,17 @@ class SearchSpace(Space):
     def check(self, spec: CellSpec) -> None:
         """Raise `SpecError` saying why `spec` is not in this space; return None when it is."""
         if spec.width not in self.widths:
-            raise SpecError(f"width {spec.width!r} is outside the space; expected one of {_listing(self.widths)}")
+            raise SpecError(f"width {quoted(spec.width)} is outside the space; expected one of {_listing(self.widths)}")
         if not 1 <= len(spec.nodes) <= self.max_nodes:
             raise SpecError(f"{len(spec.nodes)} nodes is outside the space; expected 1 to {self.max_nodes}")
         for node in spec.nodes:
             if node.op not in self.ops:
-                raise SpecError(f"node {node.name!r}: op {node.op!r} is outside the space; "
+                raise SpecError(f"node {node.name!r}: op {quoted(node.op)} is outside the space; "
                                 f"allowed ops: {', '.join(self.ops)}")
             choices = self.ops[node.op].choices
             for attr, value in node.attrs:
                 if attr in choices and value not in choices[attr]:
-                    raise SpecError(f"node {node.name!r}: attribute {attr!r} = {value!r} is outside the space; "
+                    raise SpecError(f"node {node.name!r}: attribute {attr!r} = {quoted(value)} is outside the space; "
                                     f"expected one of {_listing(choices[attr])}")
         expected = leaves(_node_dicts(spec))
         if sorted(spec.output) != sorted(expected):
@@ -458,7 +458,7 @@ class SearchSpace(Space):
         values = {}
         for (name, categories), index in zip(self._vector_layout, vector):
             if not 0 <= int(index) < len(categories):
-                raise SpecError(f"vector entry {name!r} = {index} is outside 0..{len(categories) - 1}")
+                raise SpecError(f"vector entry {quoted(name)} = {index} is outside 0..{len(categories) - 1}")
             values[name] = categories[int(index)]
         nodes: list[dict] = []
         for slot in range(self.max_nodes):
@@ -469,7 +469,7 @@ class SearchSpace(Space):
             for kind, port in zip(_port_kinds(op), _ports_by_kind(op)):
                 src = values[f"{slot}.{kind}"]
                 if src is None:
-                    raise SpecError(f"vector slot {slot}: port {port!r} of {op!r} has no source")
+                    raise SpecError(f"vector slot {slot}: port {quoted(port)} of {quoted(op)} has no source")
                 node["inputs"][port] = src if src == INPUT else f"n{src + 1}"
             if op == "distribute":
                 bag = next((n for n in nodes if n["name"] == node["inputs"]["bag"]), {})
@@ -610,24 +610,24 @@ def _parse_space(data: Any) -> SearchSpace:
     _check_keys(data, SPACE_FIELDS, "")
     name = data.get("name", "space")
     if not isinstance(name, str):
-        raise SpecError(f"name: expected a string, got {name!r}")
+        raise SpecError(f"name: expected a string, got {quoted(name)}")
     max_nodes = data.get("max_nodes")
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or not 1 <= max_nodes <= MAX_NODES_LIMIT:
-        raise SpecError(f"max_nodes: expected an integer from 1 to {MAX_NODES_LIMIT}, got {max_nodes!r}")
+        raise SpecError(f"max_nodes: expected an integer from 1 to {MAX_NODES_LIMIT}, got {quoted(max_nodes)}")
     widths = data.get("widths")
     if not isinstance(widths, list) or not widths:
-        raise SpecError(f"widths: expected a non-empty list of numbers in (0, 4], got {widths!r}")
+        raise SpecError(f"widths: expected a non-empty list of numbers in (0, 4], got {quoted(widths)}")
     for width in widths:
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
-            raise SpecError(f"widths: expected numbers in (0, 4], got {width!r}")
+            raise SpecError(f"widths: expected numbers in (0, 4], got {quoted(width)}")
     raw_ops = data.get("ops")
     if not isinstance(raw_ops, Mapping) or not raw_ops:
-        raise SpecError(f"ops: expected a mapping of op name to attribute choices, got {raw_ops!r}")
+        raise SpecError(f"ops: expected a mapping of op name to attribute choices, got {quoted(raw_ops)}")
     ops = {}
     for op_name, raw_choices in raw_ops.items():
         if op_name not in OPERATIONS:
             hint = difflib.get_close_matches(str(op_name), OPERATIONS, n=1)
-            raise SpecError(f"ops.{op_name}: unknown op" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            raise SpecError(f"ops.{op_name}: unknown op" + (f" (did you mean {quoted(hint[0])}?)" if hint else "")
                             + f"; known ops: {', '.join(OPERATIONS)}")
         ops[op_name] = _parse_op_choices(OPERATIONS[op_name], raw_choices or {})
     if ("gather" in ops) != ("distribute" in ops):
@@ -638,7 +638,7 @@ def _parse_space(data: Any) -> SearchSpace:
 def _parse_op_choices(op: Operation, raw: Any) -> OpChoices:
     where = f"ops.{op.name}"
     if not isinstance(raw, Mapping):
-        raise SpecError(f"{where}: expected a mapping of attribute to list of choices, got {raw!r}")
+        raise SpecError(f"{where}: expected a mapping of attribute to list of choices, got {quoted(raw)}")
     _check_keys(raw, tuple(op.attributes), where + ".")
     if op.name == "distribute" and "dim" in raw:
         raise SpecError(f"{where}.dim: a distribute takes its gather's dim; list dims under ops.gather.dim")
@@ -671,5 +671,5 @@ def _check_keys(data: Mapping, allowed: Sequence[str], prefix: str) -> None:
     for key in data:
         if key not in allowed:
             hint = difflib.get_close_matches(str(key), allowed, n=1)
-            raise SpecError(f"{prefix}{key}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            raise SpecError(f"{prefix}{key}: unknown field" + (f" (did you mean {quoted(hint[0])}?)" if hint else "")
                             + f"; expected one of: {', '.join(allowed)}")

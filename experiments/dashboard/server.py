@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import threading
-from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -63,10 +62,6 @@ def exposure_warning(host: str, *, allow_writes: bool) -> str | None:
 def open_history(run_dir: str | os.PathLike) -> tuple[RunFolder, History]:
     """The run folder and its history, or a one-line `AttnasError` when either is missing or unreadable."""
     run = open_run(run_dir)
-    if run.storage.startswith("sqlite:///"):
-        database = Path(run.storage[len("sqlite:///"):])
-        if not database.is_file():
-            raise AttnasError(f"{run.path}: its history {database} is missing")
     return run, run.history(create=False)
 
 

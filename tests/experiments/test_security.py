@@ -28,7 +28,7 @@ HOSTILE_TEXTS = [
     f'x"\n{PAYLOAD}\n"',
     'back\\slash\\',
     'ends in a quote"',
-    'new\nline\r\n# nodes: {}',
+    'new\nline\r\n# nodes: []',
 ]
 
 
@@ -225,3 +225,114 @@ def test_resume_goes_on_past_a_tampered_record(searched, tmp_path):
     assert "trial 0: damaged record: field 'cell': not valid JSON; left out" in result.stderr
     records = open_run(run).history().trials()
     assert len(records) == 3 and records[2].state == "complete" and records[2].problem is None
+
+
+# ------------------------------------------------------------------------------- 4. unbounded specs and files
+def write_cell(folder: Path, name: str, node: dict) -> str:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"width": 0.5, "nodes": {"a": node}, "output": ["a"]}))
+    return str(path)
+
+
+def test_absurd_specs_and_files_end_in_one_line_naming_the_field(tmp_path, capsys):
+    config = write_tiny(tmp_path)
+    attention = {"op": "map_attention", "inputs": {"x": "input"}, "dim": "spatial", "gate": "sigmoid",
+                 "pooling": "avg"}
+    cases = [
+        (write_cell(tmp_path, "kernel", {**attention, "kernel": 1_000_000_001}), "attribute 'kernel': expected an odd"),
+        (write_cell(tmp_path, "descriptors", {"op": "gather", "inputs": {"x": "input"}, "dim": "spatial",
+                                              "descriptors": 1e300}), "attribute 'descriptors': expected a number"),
+        (write_cell(tmp_path, "heads", {"op": "dot_attention", "inputs": {"query": "input", "key": "input"},
+                                        "dim": "spatial", "similarity": "softmax", "heads": 10**9}),
+         "attribute 'heads': expected an integer from 1 to"),
+        (write_cell(tmp_path, "long", {**attention, "kernel": "x" * 5000}), "(5002 characters)"),
+    ]
+    chain, previous = {}, "input"
+    for index in range(10_000):
+        chain[f"n{index}"] = {"op": "combine", "inputs": {"a": previous, "b": previous}, "mode": "add"}
+        previous = f"n{index}"
+    (tmp_path / "chain.yaml").write_text(json.dumps({"width": 0.5, "nodes": chain, "output": [previous]}))
+    cases.append((str(tmp_path / "chain.yaml"), "nodes: expected at most 32 nodes, got 10000"))
+    os.symlink("/dev/zero", tmp_path / "zero.yaml")
+    cases.append((str(tmp_path / "zero.yaml"), "not a regular file"))
+    os.mkfifo(tmp_path / "fifo.yaml")
+    cases.append((str(tmp_path / "fifo.yaml"), "not a regular file"))
+    for cell, message in cases:
+        assert main(["evaluate", cell, "--config", config]) == 2, cell
+        err = capsys.readouterr().err
+        assert message in err and cell.split("/")[-1] in err and len(err.strip().splitlines()) == 1, err
+        assert len(err) < 400, err
+    for experiment in ("zero.yaml", "fifo.yaml"):  # the experiment file itself
+        assert main(["search", str(tmp_path / experiment), "--dry-run"]) == 2
+        assert "not a regular file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ 5. faults and reasons
+def test_train_checks_its_output_before_training(tmp_path, capsys):
+    config = write_tiny(tmp_path, evaluator={"epochs": 50, "data": {"train_size": 4096}})
+    assert main(["train", "non_local", "--config", config, "-o", str(tmp_path / "no" / "dir" / "w.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "-o" in err and "does not exist" in err and "train" not in capsys.readouterr().out
+    assert main(["train", "non_local", "--config", config, "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_reading_commands_never_create_storage(tmp_path, capsys):
+    run = write_synthetic_history(tmp_path / "runs", name="lost", trials=2, references=False).path
+    (run / "history.db").unlink()
+    for command in (["status", str(run)], ["export", str(run), "-o", str(tmp_path / "c.yaml")],
+                    ["report", str(run), "-o", str(tmp_path / "r.html")], ["resume", str(run)]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "history database" in err and "is missing" in err and len(err.strip().splitlines()) == 1
+        assert not (run / "history.db").exists(), f"`attnas {command[0]}` created an empty history"
+
+
+def trial_worker_pids(run: Path) -> list[int]:
+    """Process ids of the Ray workers training this run's trials (their working folder is named after the trial's
+    folder under run/ray/)."""
+    folders = {p.name for p in run.glob("ray/tune-*/trial-*")}
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if Path(cwd).name in folders and "working_dirs" in cwd:
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_recorded_with_rays_reason(tmp_path):
+    import signal
+    import time
+
+    if not Path("/proc/self/cwd").exists():
+        pytest.skip("needs /proc to find the trial's worker process")
+    from tests.experiments.tiny import TINY
+
+    config = write_tiny(tmp_path, name="killed", budget={"trials": 1}, concurrency=1, retries=0,
+                        evaluator={**TINY["evaluator"], "epochs": 200})
+    run = tmp_path / "runs" / "killed"
+    search = subprocess.Popen([sys.executable, "-m", "attnas.experiments.cli", "search", config, "--runs-dir",
+                               str(tmp_path / "runs"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 600
+        while not trial_worker_pids(run) and time.time() < deadline and search.poll() is None:
+            time.sleep(1)
+        pids = trial_worker_pids(run)
+        assert pids, "the trial's worker never started"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, err = search.communicate(timeout=600)
+    finally:
+        if search.poll() is None:
+            search.kill()
+            search.wait()
+    assert search.returncode == 1, err[-2000:]
+    (record,) = open_run(run).history().trials()
+    assert record.state == "failed"
+    assert "raised or died" not in record.reason and "worker process has died" in record.reason, record.reason
