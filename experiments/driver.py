@@ -44,6 +44,9 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     settings = dict(config.controller_settings)
     finished, interrupted = [], []
     for record in records:
+        if record.unreadable:  # Optuna's own reader fails on it: no trial could be added to this study
+            raise AttnasError(f"{record.problem}; a search cannot continue while its history holds text that is not "
+                              "JSON (status, report and export still read the other trials)")
         if record.problem:  # a tampered or corrupt record: the controller learns from the others
             print(f"attnas: {record.problem}; left out of the controller's history", file=sys.stderr)
             continue

@@ -51,6 +51,7 @@ class TrialRecord:
     reason: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
     problem: str | None = None  # what is damaged in the stored record (its fields are left out), see checked_attrs
+    unreadable: tuple[str, ...] = ()  # fields whose stored text is not JSON: Optuna itself cannot load this trial
 
     @property
     def value(self) -> float | None:
@@ -226,12 +227,13 @@ def checked_attrs(number: int, attrs: Mapping[str, Any]) -> tuple[dict, str | No
 
 
 def _record(number: int, state: TrialState, value: float | None, attrs: dict, intermediate: dict) -> TrialRecord:
+    unreadable = tuple(key for key, value in attrs.items() if value is UNREADABLE)
     attrs, problem = checked_attrs(number, attrs)
     values = dict(attrs.get("values") or {})
     curve = [intermediate[k] for k in sorted(intermediate)]
     return TrialRecord(number=number, state=_FROM_OPTUNA.get(state, FAILED), cell=attrs.get("cell", {}),
                        hash=attrs.get("hash", ""), values=values, curve=curve, reason=attrs.get("failure"),
-                       attrs=attrs, problem=problem)
+                       attrs=attrs, problem=problem, unreadable=unreadable)
 
 
 def read_rows(study: optuna.Study) -> list[tuple] | None:

@@ -219,10 +219,18 @@ def test_tampered_records_are_named_and_the_others_still_served(tmp_path, capsys
 @pytest.mark.slow
 def test_resume_goes_on_past_a_tampered_record(searched, tmp_path):
     run = copy_run(searched, tmp_path / "runs" / "resumed")
-    tamper(run, 0, "cell", "{not json")
+    tamper(run, 0, "cell", "{not json")  # Optuna itself cannot read this study any more: one line, nothing lost
+    result = cli("resume", str(run), "--trials", "3", "--quiet")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-3000:]
+    assert "trial 0: damaged record: field 'cell': not valid JSON" in result.stderr
+    assert len(open_run(run).history().trials()) == 2
+    tamper(run, 0, "cell", json.dumps(open_run(searched).history().trials()[0].cell))
+    tamper(run, 0, "values", '"a string"')
+    tamper(run, 1, "hash", "17")
     result = cli("resume", str(run), "--trials", "3", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "trial 0: damaged record: field 'cell': not valid JSON; left out" in result.stderr
+    assert "trial 0: damaged record: field 'values'" in result.stderr
+    assert "trial 1: damaged record: field 'hash'" in result.stderr
     records = open_run(run).history().trials()
     assert len(records) == 3 and records[2].state == "complete" and records[2].problem is None
 
