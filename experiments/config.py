@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attnas.experiments.run_folder import check_run_name
-from attnas.experiments.schema import ConfigError, non_negative, parse, positive
+from attnas.experiments.schema import ConfigError, finite_positive, gpu_share, non_negative, parse, positive
 from attnas.search_space.errors import AttnasError
 from attnas.search_space.resources import space_names, space_path
 from attnas.search_space.yaml_io import load_yaml
@@ -68,8 +68,8 @@ class Budget:
 class Resources:
     """What one trial gets from Ray: CPUs, and GPUs (fractions share a GPU between trials)."""
 
-    cpus: float = field(default=1.0, metadata={"check": positive})
-    gpus: float = field(default=0.0, metadata={"check": non_negative})
+    cpus: float = field(default=1.0, metadata={"check": finite_positive})
+    gpus: float = field(default=0.0, metadata={"check": gpu_share})
 
 
 @dataclass(frozen=True)

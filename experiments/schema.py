@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
 from attnas.search_space.errors import AttnasError, quoted
 from attnas.search_space.yaml_io import describe_value
+
+MIN_RESOURCE_SHARE = 0.0001
 
 
 class ConfigError(AttnasError):
@@ -134,6 +137,17 @@ def positive(value: Any) -> str | None:
 
 def non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else "expected a number >= 0"
+
+
+def finite_positive(value: Any) -> str | None:
+    return None if value is None or 0 < value < math.inf else "expected a finite positive number"
+
+
+def gpu_share(value: Any) -> str | None:
+    """0, or a share of GPUs Ray can grant (it counts resources in steps of 0.0001)."""
+    if value is None or value == 0 or MIN_RESOURCE_SHARE <= value < math.inf:
+        return None
+    return f"expected 0 or a finite number >= {MIN_RESOURCE_SHARE} (Ray's smallest share of a GPU)"
 
 
 def _mismatch(annotation: Any, value: Any, where: str, path: str) -> ConfigError:

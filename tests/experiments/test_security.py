@@ -285,6 +285,19 @@ def test_train_checks_its_output_before_training(tmp_path, capsys):
     assert "is a folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("resources, message", [
+    ({"cpus": float("inf")}, "resources.cpus: expected a finite positive number, got inf"),
+    ({"cpus": float("nan")}, "resources.cpus: expected a finite positive number, got nan"),
+    ({"gpus": 1.0e-300}, "resources.gpus: expected 0 or a finite number >= 0.0001"),
+    ({"gpus": float("inf")}, "resources.gpus: expected 0 or a finite number >= 0.0001"),
+])
+def test_absurd_resources_are_refused_before_ray_starts(resources, message, tmp_path, capsys):
+    config = write_tiny(tmp_path, resources=resources)
+    assert main(["search", config, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_reading_commands_never_create_storage(tmp_path, capsys):
     run = write_synthetic_history(tmp_path / "runs", name="lost", trials=2, references=False).path
     (run / "history.db").unlink()
