@@ -75,7 +75,8 @@ def _cell_row(rank: int, point: TrialPoint) -> str:
     spec = CellSpec.from_dict(dict(point.cell)).to_yaml()
     facts = (f"trial {point.number}<br><code>{escape(point.hash)}</code><br>accuracy {point.value:.4f}<br>"
              f"MACs {si_units(point.macs)}<br>params {si_units(point.params)}<br>controller {escape(point.controller)}")
-    return (f'<tr class="cell-row"><td>{rank}</td><td>{facts}</td><td><img class="cell" alt="cell {point.hash}" '
-            f'src="data:image/svg+xml;base64,{data}"></td><td><pre>{escape(spec)}</pre></td></tr>')
+    return (f'<tr class="cell-row"><td>{rank}</td><td>{facts}</td><td><img class="cell" '
+            f'alt="cell {escape(point.hash)}" src="data:image/svg+xml;base64,{data}"></td>'
+            f'<td><pre>{escape(spec)}</pre></td></tr>')
 
 
