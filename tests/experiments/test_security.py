@@ -174,13 +174,16 @@ def test_dashboard_is_read_only_unless_writes_are_allowed(tmp_path, capsys):
 @pytest.mark.slow
 def test_dashboard_warns_when_it_listens_beyond_this_machine(tmp_path):
     run = write_synthetic_history(tmp_path / "runs", name="exposed", trials=2)
-    for extra, warned in (((), False), (("--host", "0.0.0.0"), True), (("--host", "::1"), False)):
+    for extra, warning in (((), None), (("--host", "0.0.0.0"), "listens on '0.0.0.0'"),
+                           (("--host", ""), "listens on every network interface"), (("--host", "127.0.0.2"), None)):
         process, _, _ = start_cli_dashboard(run.path, *extra)
         process.terminate()
         _, err = process.communicate(timeout=30)
-        assert ("warning: the dashboard listens on '0.0.0.0'" in err) is warned, err
-        if warned:
-            assert "no authentication" in err and "read the whole search history" in err
+        if warning is None:
+            assert "warning: the dashboard" not in err, err
+        else:
+            assert f"warning: the dashboard {warning}" in err and "no authentication" in err, err
+            assert "read the whole search history" in err
 
 
 # ------------------------------------------------------------------------------------- 6. tampered records
