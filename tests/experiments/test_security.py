@@ -111,8 +111,8 @@ def test_exported_module_keeps_any_cell_name_as_text(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ 2. run names
-@pytest.mark.parametrize("name", ["../escaped", "/tmp/attnas-absolute", "..", ".", "-flag", 'quo"te', "new\nline",
-                                  "a" * 300, "sub/dir", ""])
+@pytest.mark.parametrize("name", ["../escaped", "/tmp/attnas-absolute", "..", ".", "-flag", 'quo"te', 'x"""y',
+                                  "back\\slash", "new\nline", "trailing\n", "a" * 300, "sub/dir", ""])
 def test_run_names_outside_the_rule_are_refused_before_anything_is_written(name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     config = write_tiny(tmp_path, budget={"trials": 1}, concurrency=1)
