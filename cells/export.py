@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SPEC_HASH = "{hash}"
+SPEC_HASH = {hash_literal}
 CHANNELS = {channels}
 '''
 
@@ -78,7 +78,8 @@ def render(cell: Cell, *, class_name: str) -> str:
     """The standalone source of a built cell."""
     spec = cell.spec
     title = f"{spec.name or 'attention'} cell {spec.hash}, exported by attnas for {cell.channels} channels."
-    header = FILE_HEADER.format(title=title, channels=cell.channels, hash=spec.hash,
+    header = FILE_HEADER.format(title=_docstring_safe(title), channels=cell.channels,
+                                hash=_docstring_safe(spec.hash), hash_literal=repr(spec.hash),
                                 yaml=_docstring_safe(textwrap.indent(spec.to_yaml(), "    ")))
     functions = [grouping.to_groups, grouping.from_groups]
     for op in cell.ops.values():
@@ -93,8 +94,8 @@ def render(cell: Cell, *, class_name: str) -> str:
 def _class_source(cell: Cell, class_name: str) -> str:
     lines = [
         f"class {class_name}(nn.Module):",
-        f'    """The attention cell {cell.spec.hash} on maps of {cell.channels} channels (inner width '
-        f'{cell.inner_channels})."""',
+        f'    """The attention cell {_docstring_safe(cell.spec.hash)} on maps of {cell.channels} channels '
+        f'(inner width {cell.inner_channels})."""',
         "",
         "    def __init__(self) -> None:",
         "        super().__init__()",
@@ -147,4 +148,10 @@ def _module_code(module: nn.Module) -> str:
 
 
 def _docstring_safe(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    """`text` as the body of a triple-quoted string literal: backslashes and quotes escaped (so no quote in the
+    text can end the literal), and characters that are not printable (newlines aside) written as escapes."""
+    return "".join(_DOCSTRING_ESCAPES.get(char) or (char if char.isprintable() or char == "\n"
+                                                    else repr(char)[1:-1]) for char in text)
+
+
+_DOCSTRING_ESCAPES = {"\\": "\\\\", '"': '\\"'}

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="run the search an experiment YAML file describes",
                                  description="Run a search. Results go to runs/NAME/ (history, Ray trial folders).")
     search.add_argument("config", help="experiment YAML file, e.g. experiments/configs/quickstart.yaml")
-    search.add_argument("--name", help="run name (default: the experiment's name); the run folder is runs/NAME")
+    search.add_argument("--name", type=_run_name, help="run name (default: the experiment's name); the run folder is "
+                                                       "runs/NAME; letters, digits, '_', '-', '.' (at most 100)")
     search.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     _cluster_flags(search)
     search.add_argument("--storage", help="SQLAlchemy URL of the history database, e.g. "
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                                                                "machine only; 0.0.0.0 exposes it to the network)")
     dashboard.add_argument("--port", type=_non_negative_int, default=8080, help="port (default 8080; 0: any free)")
+    dashboard.add_argument("--allow-writes", action="store_true", help="let the browser change the history "
+                           "(delete the study, edit notes, upload artifacts); default: read-only")
     dashboard.set_defaults(run=_dashboard)
 
     report = commands.add_parser("report", help="attnas's figures and the top cells in one self-contained HTML file")
@@ -160,6 +163,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
+
+
+def _run_name(text: str) -> str:
+    from attnas.experiments.run_folder import check_run_name
+
+    try:
+        return check_run_name(text, where="--name")
+    except AttnasError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--name: ")) from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -317,7 +329,9 @@ def _train(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from attnas.experiments.dashboard.server import DashboardServer
 
-    server = DashboardServer(args.run_dir, host=args.host, port=args.port)
+    server = DashboardServer(args.run_dir, host=args.host, port=args.port, allow_writes=args.allow_writes)
+    if server.warning:
+        print(server.warning, file=sys.stderr, flush=True)
     print(f"optuna-dashboard for run {server.run.name!r}: {server.url}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from attnas.experiments.schema import ConfigError, non_negative, parse, positive
+from attnas.experiments.run_folder import check_run_name
+from attnas.experiments.schema import ConfigError, finite_positive, gpu_share, non_negative, parse, positive
 from attnas.search_space.errors import AttnasError
 from attnas.search_space.resources import space_names, space_path
 from attnas.search_space.yaml_io import load_yaml
@@ -68,8 +69,8 @@ class Budget:
 class Resources:
     """What one trial gets from Ray: CPUs, and GPUs (fractions share a GPU between trials)."""
 
-    cpus: float = field(default=1.0, metadata={"check": positive})
-    gpus: float = field(default=0.0, metadata={"check": non_negative})
+    cpus: float = field(default=1.0, metadata={"check": finite_positive})
+    gpus: float = field(default=0.0, metadata={"check": gpu_share})
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,7 @@ def load_experiment(path: str) -> ExperimentConfig:
 def experiment_from_data(data: Any, *, where: str = "<experiment>", source: str = "<experiment>") -> ExperimentConfig:
     """An experiment from already-read YAML data (a dict), validated as `load_experiment` validates a file."""
     config = parse(ExperimentConfig, data, where=where)
-    if not re.match(r"^[A-Za-z0-9_.-]+$", config.name):
-        raise ConfigError(f"{where}: name: expected letters, digits, '_', '-' or '.', got {config.name!r}")
+    check_run_name(config.name, where=f"{where}: name")
     config = replace(config, source=source)
     validate_parts(config)
     return config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,6 +45,12 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     settings = dict(config.controller_settings)
     finished, interrupted = [], []
     for record in records:
+        if record.unreadable:  # Optuna's own reader fails on it: no trial could be added to this study
+            raise AttnasError(f"{record.problem}; a search cannot continue while its history holds text that is not "
+                              "JSON (status, report and export still read the other trials)")
+        if record.problem:  # a tampered or corrupt record: the controller learns from the others
+            print(f"attnas: {record.problem}; left out of the controller's history", file=sys.stderr)
+            continue
         if record.state == RUNNING:
             interrupted.append(record)
         else:

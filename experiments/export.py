@@ -26,7 +26,8 @@ def export_trial(run_dir: str, *, trial: int | None, output: str, fmt: str | Non
     else:
         record = history.trial(trial)
         if not record.cell:
-            raise AttnasError(f"trial {trial} of {run.path} has no cell recorded")
+            raise AttnasError(f"{run.path}: {record.problem}" if record.problem
+                              else f"trial {trial} of {run.path} has no cell recorded")
     spec = CellSpec.from_dict(record.cell)
     spec = CellSpec.from_dict({**spec.to_dict(), "name": f"attnas_{run.name}_trial{record.number}"})
     fmt = fmt or FORMATS.get(Path(output).suffix.lower(), "py")
@@ -35,7 +36,7 @@ def export_trial(run_dir: str, *, trial: int | None, output: str, fmt: str | Non
         raise AttnasError(f"{output}: folder {path.parent} does not exist")
     if fmt == "yaml":
         note = "" if record.state == COMPLETE else f"# trial state: {record.state}\n"
-        path.write_text(f"# cell {spec.hash}, trial {record.number} of run {run.name}\n{note}{spec.to_yaml()}")
+        path.write_text(f"# cell {spec.hash}, trial {record.number} of run {run.name!r}\n{note}{spec.to_yaml()}")
         return path
     from attnas.cells.export import export, export_program
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
 from attnas.experiments.trial_params import categorical_params
-from attnas.search_space.errors import AttnasError
+from attnas.search_space import CellSpec
+from attnas.search_space.errors import AttnasError, quoted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -47,6 +49,8 @@ class TrialRecord:
     curve: list[float] = field(default_factory=list)
     reason: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # what is damaged in the stored record (its fields are left out), see checked_attrs
+    unreadable: tuple[str, ...] = ()  # fields whose stored text is not JSON: Optuna itself cannot load this trial
 
     @property
     def value(self) -> float | None:
@@ -59,6 +63,8 @@ class History:
     def __init__(self, storage: str, *, create: bool = True, metric: str = "accuracy"):
         self.storage_url = storage
         self.metric = metric
+        if not create:
+            _require_database_file(storage)
         try:
             rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage))
             if create:
@@ -176,17 +182,56 @@ class History:
 
 
 def best_of(records: Iterable[TrialRecord], count: int) -> list[TrialRecord]:
-    """The `count` complete records with the highest metric, best first (earlier trials win ties)."""
-    complete = [r for r in records if r.state == COMPLETE and r.value is not None]
+    """The `count` complete, undamaged records with the highest metric, best first (earlier trials win ties)."""
+    complete = [r for r in records if r.state == COMPLETE and r.value is not None and r.problem is None]
     return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
 
 
+UNREADABLE = object()  # what `read_rows` puts for a user attribute whose stored JSON does not parse
+
+
+def _valid_cell(value: Any) -> bool:
+    try:
+        CellSpec.from_dict(value)
+    except AttnasError:
+        return False
+    return True
+
+
+_FIELD_CHECKS = {
+    "cell": (_valid_cell, "a valid cell spec"),
+    "hash": (lambda v: isinstance(v, str) and 0 < len(v) <= 128 and v.isprintable(), "a cell hash"),
+    "values": (lambda v: isinstance(v, Mapping) and all(isinstance(k, str) and _finite(x) for k, x in v.items()),
+               "a mapping of metric name to number"),
+    "failure": (lambda v: isinstance(v, str), "a text"),
+    "controller": (lambda v: isinstance(v, str), "a controller name"),
+    **{key: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number") for key in METRIC_ATTRS},
+}
+
+
+def checked_attrs(number: int, attrs: Mapping[str, Any]) -> tuple[dict, str | None]:
+    """A trial's stored user attributes without the fields a tampered or corrupt record breaks (not JSON, or not
+    what the driver writes), and one line naming the trial and each such field (None when all is well). Readers
+    (status, report, export, resume) go on with the rest and say what they left out."""
+    clean, problems = dict(attrs), []
+    for key, value in attrs.items():
+        if value is UNREADABLE:
+            problems.append(f"field {key!r}: not valid JSON")
+            del clean[key]
+    for key, (valid, expected) in _FIELD_CHECKS.items():
+        if key in clean and not valid(clean[key]):
+            problems.append(f"field {key!r}: expected {expected}, got {quoted(clean.pop(key), 40)}")
+    return clean, (f"trial {number}: damaged record: " + "; ".join(problems)) if problems else None
+
+
 def _record(number: int, state: TrialState, value: float | None, attrs: dict, intermediate: dict) -> TrialRecord:
+    unreadable = tuple(key for key, value in attrs.items() if value is UNREADABLE)
+    attrs, problem = checked_attrs(number, attrs)
     values = dict(attrs.get("values") or {})
     curve = [intermediate[k] for k in sorted(intermediate)]
     return TrialRecord(number=number, state=_FROM_OPTUNA.get(state, FAILED), cell=attrs.get("cell", {}),
                        hash=attrs.get("hash", ""), values=values, curve=curve, reason=attrs.get("failure"),
-                       attrs=attrs)
+                       attrs=attrs, problem=problem, unreadable=unreadable)
 
 
 def read_rows(study: optuna.Study) -> list[tuple] | None:
@@ -217,7 +262,10 @@ def read_rows(study: optuna.Study) -> list[tuple] | None:
         user: dict[int, dict] = {}
         for trial_id, key, value_json in connection.execute(
                 sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(attrs.c.trial_id.in_(mine))):
-            user.setdefault(trial_id, {})[key] = json.loads(value_json)
+            try:
+                user.setdefault(trial_id, {})[key] = json.loads(value_json)
+            except (TypeError, ValueError):  # a tampered or corrupt row: `checked_attrs` names it
+                user.setdefault(trial_id, {})[key] = UNREADABLE
         curves: dict[int, dict] = {}
         for trial_id, step, value, kind in connection.execute(
                 sa.select(steps.c.trial_id, steps.c.step, steps.c.intermediate_value,
@@ -226,6 +274,19 @@ def read_rows(study: optuna.Study) -> list[tuple] | None:
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
     return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
              complete) for trial_id, number, state, start, complete in rows]
+
+
+def _require_database_file(storage: str) -> None:
+    """Reading a history never creates storage: opening a missing SQLite file would make a new, empty one."""
+    import sqlalchemy
+
+    try:
+        url = sqlalchemy.engine.make_url(storage)
+    except sqlalchemy.exc.ArgumentError:
+        return  # not a URL: RDBStorage says so below
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise AttnasError(f"{_redact(storage)}: the history database {url.database} is missing")
 
 
 def sqlite_url(path: str) -> str:

@@ -116,15 +116,16 @@ class SearchProgress(Callback):
         self._bar = Progress(TextColumn("[bold]attnas search[/]"), BarColumn(bar_width=30), MofNCompleteColumn(),
                              TextColumn("{task.description}"), console=self.console, auto_refresh=False)
         self._task = self._bar.add_task("", total=max(1, total), completed=self.done)
+        self._started_trials: dict[str, Any] = {}
 
     def __getstate__(self) -> dict:
         # Pickled by the Tuner at start; the copy is inert (no console, display, history or searcher).
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("console", "_live", "_bar", "history", "searcher", "clock")}
+                if k not in ("console", "_live", "_bar", "history", "searcher", "clock", "_started_trials")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, console=None, _live=None, _bar=None, history=None, searcher=None,
-                             clock=time.time)
+                             clock=time.time, _started_trials={})
 
     # ------------------------------------------------------------------------------------ context manager
     def __enter__(self) -> "SearchProgress":
@@ -142,6 +143,8 @@ class SearchProgress(Callback):
 
     # -------------------------------------------------------------------------------------- Tune callbacks
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started_trials[trial.trial_id] = trial
+        self.searcher.error_reader = self._error_of
         number = self.searcher.numbers.get(trial.trial_id, "?")
         self.running.setdefault(trial.trial_id, RunningTrial(number=number, cell_hash=self._hash(trial),
                                                              started=self.clock()))
@@ -163,6 +166,11 @@ class SearchProgress(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.searcher.errors[trial.trial_id] = _error_text(trial)
         self._finished(trial)
+
+    def _error_of(self, trial_id: str) -> str | None:
+        """The failure message Ray has written for a trial (its error file), read when the searcher records it."""
+        trial = self._started_trials.get(trial_id)
+        return _error_text(trial) if trial is not None and getattr(trial, "error_file", None) else None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finished(trial)

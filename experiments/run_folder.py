@@ -14,15 +14,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnas.experiments.history import History, sqlite_url
-from attnas.search_space.errors import AttnasError
+from attnas.search_space.errors import AttnasError, quoted
+from attnas.search_space.yaml_io import read_text_file
 
 RUNS_ROOT = "runs"
 RUN_FILE = "run.json"
+RUN_FILE_BYTES = 64 * 1024
+RUN_NAME_RULE = "1 to 100 letters, digits, '_', '-' or '.', starting with a letter or digit"
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_run_name(name: object, *, where: str = "run name") -> str:
+    """`name` when it is a plain run name (RUN_NAME_RULE: one folder under the runs folder, never a path, no
+    quotes or newlines), else a one-line `AttnasError` that names `where` (the flag or field it came from)."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        raise AttnasError(f"{where}: expected a run name of {RUN_NAME_RULE}, got {quoted(name)}")
+    return name
 
 
 class RunNotFoundError(AttnasError):
@@ -58,7 +71,7 @@ class RunFolder:
 
 def create_run(name: str, *, root: str | os.PathLike = RUNS_ROOT, storage: str | None = None) -> RunFolder:
     """Make (or reuse, when it is the same run) the folder runs/<name>/ and record where its history lives."""
-    path = Path(root).resolve() / name
+    path = Path(root).resolve() / check_run_name(name)
     path.mkdir(parents=True, exist_ok=True)
     storage = storage or sqlite_url(str(path / "history.db"))
     existing = path / RUN_FILE
@@ -90,9 +103,11 @@ def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> 
 
 def _read_run_file(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(read_text_file(path, where=str(path), limit=RUN_FILE_BYTES, what="a run file"))
+    except json.JSONDecodeError as error:
         raise AttnasError(f"{path}: unreadable run file ({error})") from None
+    except AttnasError as error:
+        raise AttnasError(f"unreadable run file: {error}") from None
     if not isinstance(data, dict):
         raise AttnasError(f"{path}: unreadable run file (expected a JSON object)")
     return data

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
-from attnas.search_space.errors import AttnasError
+from attnas.search_space.errors import AttnasError, quoted
 from attnas.search_space.yaml_io import describe_value
+
+MIN_RESOURCE_SHARE = 0.0001
 
 
 class ConfigError(AttnasError):
@@ -32,7 +35,7 @@ def parse(cls: type, data: Any, *, where: str, path: str = "") -> Any:
         if key not in fields:
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
             raise ConfigError(f"{where}: {_join(path, key)}: unknown field"
-                              + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + (f" (did you mean {quoted(hint[0])}?)" if hint else "")
                               + f"; expected one of: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     values = {}
@@ -46,7 +49,7 @@ def parse(cls: type, data: Any, *, where: str, path: str = "") -> Any:
         check = spec.metadata.get("check")
         problem = check(value) if check else None
         if problem:
-            raise ConfigError(f"{where}: {dotted}: {problem}, got {data[name]!r}")
+            raise ConfigError(f"{where}: {dotted}: {problem}, got {quoted(data[name])}")
         values[name] = value
     return cls(**values)
 
@@ -105,7 +108,7 @@ def convert(annotation: Any, value: Any, *, where: str, path: str) -> Any:
         if isinstance(value, str):
             return value
         raise _mismatch(annotation, value, where, path)
-    raise TypeError(f"schema: unsupported annotation {annotation!r} at {path}")
+    raise TypeError(f"schema: unsupported annotation {quoted(annotation)} at {path}")
 
 
 def expectation(annotation: Any) -> str:
@@ -134,6 +137,17 @@ def positive(value: Any) -> str | None:
 
 def non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else "expected a number >= 0"
+
+
+def finite_positive(value: Any) -> str | None:
+    return None if value is None or 0 < value < math.inf else "expected a finite positive number"
+
+
+def gpu_share(value: Any) -> str | None:
+    """0, or a share of GPUs Ray can grant (it counts resources in steps of 0.0001)."""
+    if value is None or value == 0 or MIN_RESOURCE_SHARE <= value < math.inf:
+        return None
+    return f"expected 0 or a finite number >= {MIN_RESOURCE_SHARE} (Ray's smallest share of a GPU)"
 
 
 def _mismatch(annotation: Any, value: Any, where: str, path: str) -> ConfigError:

@@ -35,6 +35,9 @@ class ControllerSearcher(Searcher):
         self.finished: set[str] = set()
         self.started = 0
         self.errors: dict[str, str] = {}
+        # Ray tells the searcher a trial failed before the callbacks hear of the error; this reads the reason
+        # from the failed trial itself (set by experiments.progress.SearchProgress).
+        self.error_reader: Any = None
         self.names = list(getattr(space, "vector_names", lambda: [])())
         self.cardinalities = list(space.vector_cardinalities())
         self.choices = list(space.vector_choices())
@@ -76,8 +79,8 @@ class ControllerSearcher(Searcher):
         result = result or {}
         # The result a scheduler stops a trial on (ASHA at a rung, or at max_t) reaches only this callback.
         self.on_trial_result(trial_id, result)
-        state, reason = classify(result, error=error, epochs=self.epochs,
-                                 error_message=self.errors.get(trial_id))
+        message = self.errors.get(trial_id) or (self.error_reader(trial_id) if error and self.error_reader else None)
+        state, reason = classify(result, error=error, epochs=self.epochs, error_message=message)
         values = {k: float(result[k]) for k in REPORTED_VALUES
                   if isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool)}
         if state == FAILED:
@@ -102,10 +105,11 @@ class ControllerSearcher(Searcher):
     def __getstate__(self) -> dict:
         # The Tuner pickles its searcher when it starts. attnas resumes from the history, never from Ray's
         # experiment state, so the copy keeps the plain attributes and leaves out the live controller and store.
-        return {k: v for k, v in self.__dict__.items() if k not in ("controller", "history", "publisher")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("controller", "history", "publisher", "error_reader")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, controller=None, history=None, publisher=None)
+        self.__dict__.update(state, controller=None, history=None, publisher=None, error_reader=None)
 
     def _track(self, trial_id: str, number: int, cell: Any, controller_id: Any) -> None:
         self.numbers[trial_id] = number

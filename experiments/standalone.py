@@ -20,7 +20,7 @@ def resolve_cell(text: str) -> CellSpec | None:
     """A cell from a YAML file, a reference cell's name, or None for `none` (the backbone alone)."""
     if text == NO_CELL:
         return None
-    if Path(text).is_file():
+    if Path(text).exists():  # any file: the reader refuses what is not a regular file, by name
         return CellSpec.from_yaml(text)
     if text in zoo_names():
         return load_zoo(text)
@@ -83,6 +83,8 @@ def train_cell(cell: str, *, config_path: str, epochs: int | None = None, output
     from attnas.evaluators.proxy import ProxyEvaluator
 
     console = console or Console()
+    if output:
+        check_output_file(output, flag="-o")
     spec = resolve_cell(cell)
     settings = _evaluator_settings(config_path)
     settings = replace(settings, epochs=epochs or 3 * settings.epochs)
@@ -120,6 +122,21 @@ def load_trained(cell: str, *, config: str, weights: str):
         raise AttnasError(f"{weights}: cannot read the weights ({str(error).splitlines()[0][:200]})") from None
     model.load_state_dict(state)
     return model.eval()
+
+
+def check_output_file(output: str, *, flag: str) -> None:
+    """Before any work: `output` can be written (its folder exists and takes a new file; it is not a folder)."""
+    path = Path(output)
+    folder = path.parent
+    if path.is_dir():
+        raise AttnasError(f"{flag} {output}: is a folder; expected a file name")
+    if not folder.is_dir():
+        raise AttnasError(f"{flag} {output}: folder {folder} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise AttnasError(f"{flag} {output}: cannot write in {folder} ({error.strerror})") from None
 
 
 def _optional(value, scale: float = 1.0) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from rich.console import Console
@@ -52,6 +52,7 @@ class RunStatus:
     top: int
     rows: list[StatusRow]
     failures: list[dict[str, Any]]
+    problems: list[str] = field(default_factory=list)  # damaged records, named (trial, field) and left out
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -91,6 +92,8 @@ class RunStatus:
         for failure in self.failures:
             console.print(f"trial {failure['trial']} failed: {failure['reason']}", style="red", markup=False,
                           overflow="fold")
+        for problem in self.problems:
+            console.print(f"{problem}; left out of the table", style="yellow", markup=False, overflow="fold")
 
 
 def run_status(run: RunFolder, history: History, *, top: int) -> RunStatus:
@@ -106,7 +109,7 @@ def run_status(run: RunFolder, history: History, *, top: int) -> RunStatus:
     rows.sort(key=lambda row: (-(row.accuracy or 0.0), row.trial is None, row.trial or 0))
     failures = [{"trial": r.number, "reason": r.reason} for r in records if r.state == FAILED][-FAILURES_SHOWN:]
     return RunStatus(run=run.name, path=str(run.path), storage=run.storage, counts=counts, top=top, rows=rows,
-                     failures=failures)
+                     failures=failures, problems=[r.problem for r in records if r.problem])
 
 
 def _trial_row(record: TrialRecord, reference: str | None) -> StatusRow:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from attnas.search_space.errors import SpecError
+from attnas.search_space.errors import SpecError, quoted
 from attnas.search_space.spec import INPUT, CellSpec
 from attnas.search_space.vocabulary import BAG, MAP, bag_port, get_operation
 
@@ -72,7 +72,7 @@ class Encoding:
         values = {}
         for (name, categories), index in zip(self._vector_layout, vector):
             if not 0 <= int(index) < len(categories):
-                raise SpecError(f"vector entry {name!r} = {index} is outside 0..{len(categories) - 1}")
+                raise SpecError(f"vector entry {quoted(name)} = {index} is outside 0..{len(categories) - 1}")
             values[name] = categories[int(index)]
         nodes: list[dict] = []
         for slot in range(self.max_nodes):
@@ -83,7 +83,7 @@ class Encoding:
             for kind, port in zip(_port_kinds(op), _ports_by_kind(op)):
                 src = values[f"{slot}.{kind}"]
                 if src is None:
-                    raise SpecError(f"vector slot {slot}: port {port!r} of {op!r} has no source")
+                    raise SpecError(f"vector slot {slot}: port {quoted(port)} of {quoted(op)} has no source")
                 node["inputs"][port] = src if src == INPUT else f"n{src + 1}"
             if bag_port(op):  # it takes the dim of the node its bag comes from
                 bag = next((n for n in nodes if n["name"] == node["inputs"][bag_port(op)]), {})

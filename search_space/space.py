@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from attnas.search_space.encoding import WL_FEATURE_ITERATIONS, Encoding
-from attnas.search_space.errors import SpecError
+from attnas.search_space.errors import SpecError, quoted
 from attnas.search_space.interface import Space
 from attnas.search_space.mutation import MUTATION_KINDS, Mutation, node_dicts
 from attnas.search_space.sampling import Sampling, SpaceSize, symmetry_ratio
@@ -57,17 +57,17 @@ class SearchSpace(Sampling, Mutation, Encoding, Space):
     def check(self, spec: CellSpec) -> None:
         """Raise `SpecError` saying why `spec` is not in this space; return None when it is."""
         if spec.width not in self.widths:
-            raise SpecError(f"width {spec.width!r} is outside the space; expected one of {_listing(self.widths)}")
+            raise SpecError(f"width {quoted(spec.width)} is outside the space; expected one of {_listing(self.widths)}")
         if not 1 <= len(spec.nodes) <= self.max_nodes:
             raise SpecError(f"{len(spec.nodes)} nodes is outside the space; expected 1 to {self.max_nodes}")
         for node in spec.nodes:
             if node.op not in self.ops:
-                raise SpecError(f"node {node.name!r}: op {node.op!r} is outside the space; "
+                raise SpecError(f"node {node.name!r}: op {quoted(node.op)} is outside the space; "
                                 f"allowed ops: {', '.join(self.ops)}")
             choices = self.ops[node.op].choices
             for attr, value in node.attrs:
                 if attr in choices and value not in choices[attr]:
-                    raise SpecError(f"node {node.name!r}: attribute {attr!r} = {value!r} is outside the space; "
+                    raise SpecError(f"node {node.name!r}: attribute {attr!r} = {quoted(value)} is outside the space; "
                                     f"expected one of {_listing(choices[attr])}")
         expected = leaves(node_dicts(spec))
         if sorted(spec.output) != sorted(expected):

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from attnas.search_space.errors import SpecError
+from attnas.search_space.errors import SpecError, quoted
 from attnas.search_space.vocabulary import OPERATIONS, Operation, bag_port, makes_bag
 
 SPACE_FIELDS = ("name", "max_nodes", "widths", "ops")
@@ -39,24 +39,24 @@ def parse_space(data: Any) -> dict[str, Any]:
     _check_keys(data, SPACE_FIELDS, "")
     name = data.get("name", "space")
     if not isinstance(name, str):
-        raise SpecError(f"name: expected a string, got {name!r}")
+        raise SpecError(f"name: expected a string, got {quoted(name)}")
     max_nodes = data.get("max_nodes")
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or not 1 <= max_nodes <= MAX_NODES_LIMIT:
-        raise SpecError(f"max_nodes: expected an integer from 1 to {MAX_NODES_LIMIT}, got {max_nodes!r}")
+        raise SpecError(f"max_nodes: expected an integer from 1 to {MAX_NODES_LIMIT}, got {quoted(max_nodes)}")
     widths = data.get("widths")
     if not isinstance(widths, list) or not widths:
-        raise SpecError(f"widths: expected a non-empty list of numbers in (0, 4], got {widths!r}")
+        raise SpecError(f"widths: expected a non-empty list of numbers in (0, 4], got {quoted(widths)}")
     for width in widths:
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
-            raise SpecError(f"widths: expected numbers in (0, 4], got {width!r}")
+            raise SpecError(f"widths: expected numbers in (0, 4], got {quoted(width)}")
     raw_ops = data.get("ops")
     if not isinstance(raw_ops, Mapping) or not raw_ops:
-        raise SpecError(f"ops: expected a mapping of op name to attribute choices, got {raw_ops!r}")
+        raise SpecError(f"ops: expected a mapping of op name to attribute choices, got {quoted(raw_ops)}")
     ops = {}
     for op_name, raw_choices in raw_ops.items():
         if op_name not in OPERATIONS:
             hint = difflib.get_close_matches(str(op_name), OPERATIONS, n=1)
-            raise SpecError(f"ops.{op_name}: unknown op" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            raise SpecError(f"ops.{op_name}: unknown op" + (f" (did you mean {quoted(hint[0])}?)" if hint else "")
                             + f"; known ops: {', '.join(OPERATIONS)}")
         ops[op_name] = _parse_op_choices(OPERATIONS[op_name], raw_choices or {})
     makers = [op for op in ops if makes_bag(op)]
@@ -71,7 +71,7 @@ def parse_space(data: Any) -> dict[str, Any]:
 def _parse_op_choices(op: Operation, raw: Any) -> OpChoices:
     where = f"ops.{op.name}"
     if not isinstance(raw, Mapping):
-        raise SpecError(f"{where}: expected a mapping of attribute to list of choices, got {raw!r}")
+        raise SpecError(f"{where}: expected a mapping of attribute to list of choices, got {quoted(raw)}")
     _check_keys(raw, tuple(op.attributes), where + ".")
     if bag_port(op.name) and "dim" in raw:
         maker = next(name for name in OPERATIONS if makes_bag(name))
@@ -105,5 +105,5 @@ def _check_keys(data: Mapping, allowed: Sequence[str], prefix: str) -> None:
     for key in data:
         if key not in allowed:
             hint = difflib.get_close_matches(str(key), allowed, n=1)
-            raise SpecError(f"{prefix}{key}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            raise SpecError(f"{prefix}{key}: unknown field" + (f" (did you mean {quoted(hint[0])}?)" if hint else "")
                             + f"; expected one of: {', '.join(allowed)}")

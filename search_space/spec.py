@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 from networkx.algorithms import isomorphism
 
-from attnas.search_space.errors import SpecError
+from attnas.search_space.errors import SpecError, quoted
 from attnas.search_space.vocabulary import MAP, OPERATIONS, bag_port, get_operation, makes_bag
 from attnas.search_space.yaml_io import describe_value, dump_yaml, load_yaml
 
@@ -31,6 +31,7 @@ OUTPUT = "output"
 TOP_LEVEL_FIELDS = ("name", "width", "nodes", "output")
 NODE_FIELDS = ("op", "inputs")
 MAX_WIDTH = 4.0
+MAX_NODES = 32  # operation nodes in one cell (a search space allows at most 8)
 # Enough rounds for a vertex to see every vertex within three edges, which covers the cells of any shipped space;
 # more rounds cost time on every hash and only matter for collisions that `same_cell` resolves anyway.
 WL_ITERATIONS = 3
@@ -285,7 +286,7 @@ def _parse(data: Any) -> CellSpec:
         raise SpecError(f"expected a mapping with fields {', '.join(TOP_LEVEL_FIELDS)}, got {describe_value(data)}")
     for key in data:
         if key not in TOP_LEVEL_FIELDS:
-            raise SpecError(f"unknown field {key!r}; expected fields: {', '.join(TOP_LEVEL_FIELDS)}")
+            raise SpecError(f"unknown field {quoted(key)}; expected fields: {', '.join(TOP_LEVEL_FIELDS)}")
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise SpecError(f"name: expected a string, got {describe_value(name)}")
@@ -293,6 +294,8 @@ def _parse(data: Any) -> CellSpec:
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, Mapping) or not raw_nodes:
         raise SpecError(f"nodes: expected a non-empty mapping of node name to node, got {describe_value(raw_nodes)}")
+    if len(raw_nodes) > MAX_NODES:  # before any work: a huge graph would take minutes to parse and hash
+        raise SpecError(f"nodes: expected at most {MAX_NODES} nodes, got {len(raw_nodes)}")
 
     nodes: list[Node] = []
     types: dict[str, str] = {INPUT: MAP}
@@ -321,14 +324,14 @@ def _parse(data: Any) -> CellSpec:
 def _parse_width(width: Any) -> float:
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
         raise SpecError(f"width: expected a number in (0, {MAX_WIDTH:g}] (inner width = width * channels), "
-                        f"got {width!r}")
+                        f"got {quoted(width)}")
     return float(width)
 
 
 def _parse_node(name: Any, raw: Any, types: dict[str, str], all_names: set) -> Node:
     if not isinstance(name, str) or not _NAME.match(name) or name in (INPUT, OUTPUT):
-        raise SpecError(f"node {name!r}: a node name must be an identifier other than 'input' and 'output'")
-    where = f"node {name!r}"
+        raise SpecError(f"node {quoted(name)}: a node name must be an identifier other than 'input' and 'output'")
+    where = f"node {quoted(name)}"
     if not isinstance(raw, Mapping):
         raise SpecError(f"{where}: expected a mapping with 'op', 'inputs' and attributes, got {describe_value(raw)}")
     if "op" not in raw:
@@ -344,22 +347,23 @@ def _parse_node(name: Any, raw: Any, types: dict[str, str], all_names: set) -> N
                         f"op {op.name!r} takes ports: {', '.join(op.ports)}")
     for port in raw_inputs:
         if port not in op.ports:
-            raise SpecError(f"{where}: op {op.name!r} has no port {port!r}; its ports are: {', '.join(op.ports)}")
+            raise SpecError(f"{where}: op {op.name!r} has no port {quoted(port)}; its ports are: {', '.join(op.ports)}")
     inputs = []
     for port, port_type in op.ports.items():
         if port not in raw_inputs:
-            raise SpecError(f"{where}: port {port!r} is missing; op {op.name!r} needs ports: {', '.join(op.ports)}")
+            raise SpecError(f"{where}: port {quoted(port)} is missing; op {op.name!r} needs ports: "
+                            f"{', '.join(op.ports)}")
         src = raw_inputs[port]
         if not isinstance(src, str):
-            raise SpecError(f"{where}: port {port!r}: expected a node name, got {describe_value(src)}")
+            raise SpecError(f"{where}: port {quoted(port)}: expected a node name, got {describe_value(src)}")
         if src not in types:
             if src in all_names:
-                raise SpecError(f"{where}: port {port!r} refers to {src!r}, which is not an earlier node; "
+                raise SpecError(f"{where}: port {quoted(port)} refers to {quoted(src)}, which is not an earlier node; "
                                 "a port takes 'input' or a node listed before it (no cycles)")
-            raise SpecError(f"{where}: port {port!r} refers to unknown node {src!r}; "
+            raise SpecError(f"{where}: port {quoted(port)} refers to unknown node {quoted(src)}; "
                             f"expected 'input' or an earlier node")
         if types[src] != port_type:
-            raise SpecError(f"{where}: port {port!r} takes a {port_type}, but {src!r} is a {types[src]}")
+            raise SpecError(f"{where}: port {quoted(port)} takes a {port_type}, but {quoted(src)} is a {types[src]}")
         inputs.append((port, src))
     if op.commutative:
         # Commutative ports are filled in order of their sources, so an ordered spec names a cell one way only.
@@ -374,10 +378,10 @@ def _parse_node(name: Any, raw: Any, types: dict[str, str], all_names: set) -> N
             continue
         attribute = op.attributes.get(key)
         if attribute is None:
-            raise SpecError(f"{where}: op {op.name!r} has no attribute {key!r}; "
+            raise SpecError(f"{where}: op {op.name!r} has no attribute {quoted(key)}; "
                             f"its attributes are: {', '.join(op.attributes)}")
         if not attribute.applies_to(dim):
-            raise SpecError(f"{where}: attribute {key!r} does not apply to dim {dim!r}; "
+            raise SpecError(f"{where}: attribute {quoted(key)} does not apply to dim {quoted(dim)}; "
                             f"it applies to dims: {', '.join(attribute.dims)}")
     for attribute in op.applicable(dim):
         value = raw.get(attribute.name, attribute.default)
@@ -392,12 +396,12 @@ def _parse_node(name: Any, raw: Any, types: dict[str, str], all_names: set) -> N
 
 def _parse_output(output: Any, types: dict[str, str]) -> tuple[str, ...]:
     if not isinstance(output, list) or not output:
-        raise SpecError(f"output is empty; expected a list of one or more map nodes, got {output!r}")
+        raise SpecError(f"output is empty; expected a list of one or more map nodes, got {quoted(output)}")
     for name in output:
         if not isinstance(name, str) or name not in types or name == INPUT:
-            raise SpecError(f"output: {name!r} is not a node; expected names of map nodes")
+            raise SpecError(f"output: {quoted(name)} is not a node; expected names of map nodes")
         if types[name] != MAP:
-            raise SpecError(f"output: {name!r} is a {types[name]}; the output takes map nodes only")
+            raise SpecError(f"output: {quoted(name)} is a {types[name]}; the output takes map nodes only")
     if len(set(output)) != len(output):
         raise SpecError(f"output: lists a node twice: {output}")
     return tuple(output)

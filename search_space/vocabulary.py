@@ -9,12 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnas.search_space.errors import SpecError
+from attnas.search_space.errors import SpecError, quoted
 
 MAP = "map"
 BAG = "bag"
 
 POSITION_DIMS = ("spatial", "temporal", "spatiotemporal")
+# Bounds on numeric attributes: far above anything useful, low enough that a typo cannot allocate the machine away.
+MAX_HEADS = 64
+MAX_KERNEL = 15
+MAX_REDUCTION = 256
+MAX_DESCRIPTORS = 4.0
 CHANNEL_DIM = "channel"
 
 
@@ -28,6 +33,7 @@ class Attribute:
     default: Any = None
     dims: tuple[str, ...] | None = None
     expectation: str = ""
+    maximum: float | None = None  # numbers: the largest value a cell may use (a bound against absurd input)
 
     def applies_to(self, dim: str | None) -> bool:
         return self.dims is None or dim in self.dims
@@ -37,15 +43,17 @@ class Attribute:
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, self.kind):
-            return f"expected {self.describe()}, got {value!r}"
+            return f"expected {self.describe()}, got {quoted(value)}"
         if self.values is not None and value not in self.values:
-            return f"expected {self.describe()}, got {value!r}"
+            return f"expected {self.describe()}, got {quoted(value)}"
         if self.kind is int and value < 1:
-            return f"expected {self.describe()}, got {value!r}"
+            return f"expected {self.describe()}, got {quoted(value)}"
         if self.kind is float and not value > 0:
-            return f"expected {self.describe()}, got {value!r}"
+            return f"expected {self.describe()}, got {quoted(value)}"
+        if self.maximum is not None and not value <= self.maximum:
+            return f"expected {self.describe()}, got {quoted(value)}"
         if self.name == "kernel" and value % 2 == 0:
-            return f"expected {self.describe()}, got {value!r}"
+            return f"expected {self.describe()}, got {quoted(value)}"
         return None
 
     def describe(self) -> str:
@@ -68,7 +76,7 @@ class Operation:
     def attribute(self, name: str) -> Attribute:
         if name not in self.attributes:
             known = ", ".join(self.attributes) or "none"
-            raise SpecError(f"operation {self.name!r} has no attribute {name!r}; its attributes are: {known}")
+            raise SpecError(f"operation {self.name!r} has no attribute {quoted(name)}; its attributes are: {known}")
         return self.attributes[name]
 
     def applicable(self, dim: str | None) -> list[Attribute]:
@@ -90,7 +98,8 @@ OPERATIONS: dict[str, Operation] = {
             attributes={
                 "dim": _dim(POSITION_DIMS),
                 "similarity": Attribute("similarity", str, ("softmax", "scaled_softmax", "dot"), "softmax"),
-                "heads": Attribute("heads", int, None, 1, expectation="a positive integer"),
+                "heads": Attribute("heads", int, None, 1, maximum=MAX_HEADS,
+                                   expectation=f"an integer from 1 to {MAX_HEADS}"),
             },
             summary="pairwise attention: softmax(Q K^T) V with Q from query, K and V from key (non-local, Transformer)",
         ),
@@ -103,10 +112,12 @@ OPERATIONS: dict[str, Operation] = {
                 "gate": Attribute("gate", str, ("sigmoid", "softmax"), "sigmoid"),
                 "pooling": Attribute("pooling", str, ("avg", "max", "avg_max"), "avg"),
                 "kernel": Attribute(
-                    "kernel", int, None, 1, dims=POSITION_DIMS, expectation="a positive odd integer"
+                    "kernel", int, None, 1, dims=POSITION_DIMS, maximum=MAX_KERNEL,
+                    expectation=f"an odd integer from 1 to {MAX_KERNEL}",
                 ),
                 "reduction": Attribute(
-                    "reduction", int, None, 4, dims=(CHANNEL_DIM,), expectation="a positive integer"
+                    "reduction", int, None, 4, dims=(CHANNEL_DIM,), maximum=MAX_REDUCTION,
+                    expectation=f"an integer from 1 to {MAX_REDUCTION}",
                 ),
             },
             summary="weights over dim (or channels) computed from x, gated, multiplied onto a projection of x",
@@ -118,8 +129,8 @@ OPERATIONS: dict[str, Operation] = {
             attributes={
                 "dim": _dim(POSITION_DIMS),
                 "descriptors": Attribute(
-                    "descriptors", float, None, 1.0,
-                    expectation="a positive number (descriptors = round(value * inner width))",
+                    "descriptors", float, None, 1.0, maximum=MAX_DESCRIPTORS,
+                    expectation=f"a number in (0, {MAX_DESCRIPTORS:g}] (descriptors = round(value * inner width))",
                 ),
             },
             summary="A^2 step 1: second-order attention pooling into n global descriptors",
@@ -163,4 +174,4 @@ def get_operation(name: str) -> Operation:
     try:
         return OPERATIONS[name]
     except (KeyError, TypeError):
-        raise SpecError(f"unknown op {name!r}; known ops: {', '.join(OPERATIONS)}") from None
+        raise SpecError(f"unknown op {quoted(name)}; known ops: {', '.join(OPERATIONS)}") from None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any, Mapping
 
 import yaml
@@ -37,27 +38,38 @@ def dump_yaml(data: Any) -> str:
 
 def _read(path_or_text: str | os.PathLike, source: str | None) -> tuple[str, str]:
     is_path = isinstance(path_or_text, os.PathLike) or (
-        isinstance(path_or_text, str) and "\n" not in path_or_text
-        and path_or_text.endswith((".yaml", ".yml", ".json"))
+        isinstance(path_or_text, str) and path_or_text.endswith((".yaml", ".yml", ".json"))
+        and ("\n" not in path_or_text or os.path.lexists(path_or_text))  # a folder name may hold a newline
     )
     if not is_path:
         return str(path_or_text), source or "YAML text"
     path = os.fspath(path_or_text)
-    where = source or path
+    return read_text_file(path, where=source or path, limit=MAX_YAML_BYTES, what="a YAML spec"), source or path
+
+
+def read_text_file(path: str | os.PathLike, *, where: str, limit: int, what: str = "this file") -> str:
+    """The UTF-8 text of the regular file at `path`, at most `limit` bytes, else a one-line `SpecError` naming
+    `where`. Only regular files: a link to /dev/zero would read without end (its size says 0), a FIFO would block."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_YAML_BYTES:
-            raise SpecError(f"{where}: {size} bytes is too large for a YAML spec (at most {MAX_YAML_BYTES})")
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), where
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError(f"{where}: is a folder, expected a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"{where}: not a regular file (a device, FIFO or socket); expected a file")
+        if info.st_size > limit:
+            raise SpecError(f"{where}: {info.st_size} bytes is too large for {what} (at most {limit})")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except FileNotFoundError:
         raise SpecError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{where}: is a folder, expected a YAML file") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{where}: not UTF-8 text") from None
     except OSError as error:
         raise SpecError(f"{where}: cannot be read ({error.strerror})") from None
+    if len(data) > limit:  # grew since stat
+        raise SpecError(f"{where}: too large for {what} (at most {limit} bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{where}: not UTF-8 text") from None
 
 
 def describe_value(value: Any) -> str:

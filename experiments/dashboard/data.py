@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, read_rows
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, checked_attrs, read_rows
 
 REFERENCES_ATTR = "references"
 REFERENCE_CELLS = ("none", "non_local", "double_attention")
@@ -77,6 +77,7 @@ def _points(rows: list[tuple]) -> list[TrialPoint]:
 
 
 def _point(number, trial_state, value, attrs, intermediate, start, complete, origin) -> TrialPoint:
+    attrs, _ = checked_attrs(number, attrs)  # a tampered field is left out of the figures
     values = attrs.get("values") or {}
     state = _STATES.get(trial_state, FAILED)
 

@@ -37,7 +37,7 @@ def build_report(run_dir: str | os.PathLike, output: str | os.PathLike, *, top: 
     references = load_references(history)
     figures = build_figures(points, references)
     counts = {s: sum(1 for p in points if p.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
-    best = sorted((p for p in points if p.state == COMPLETE and p.value is not None),
+    best = sorted((p for p in points if p.state == COMPLETE and p.value is not None and p.cell),
                   key=lambda p: (-p.value, p.number))[:top]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -75,7 +75,8 @@ def _cell_row(rank: int, point: TrialPoint) -> str:
     spec = CellSpec.from_dict(dict(point.cell)).to_yaml()
     facts = (f"trial {point.number}<br><code>{escape(point.hash)}</code><br>accuracy {point.value:.4f}<br>"
              f"MACs {si_units(point.macs)}<br>params {si_units(point.params)}<br>controller {escape(point.controller)}")
-    return (f'<tr class="cell-row"><td>{rank}</td><td>{facts}</td><td><img class="cell" alt="cell {point.hash}" '
-            f'src="data:image/svg+xml;base64,{data}"></td><td><pre>{escape(spec)}</pre></td></tr>')
+    return (f'<tr class="cell-row"><td>{rank}</td><td>{facts}</td><td><img class="cell" '
+            f'alt="cell {escape(point.hash)}" src="data:image/svg+xml;base64,{data}"></td>'
+            f'<td><pre>{escape(spec)}</pre></td></tr>')
 
 

@@ -1,12 +1,18 @@
 """`attnas dashboard RUN`: optuna-dashboard on a run's history and artifact store, served by a small threaded WSGI
 server that binds 127.0.0.1 unless another host is asked for. It reads the storage through the same engine settings
-as the driver (SQLite with a busy timeout), so it stays live while a search writes to it."""
+as the driver (SQLite with a busy timeout), so it stays live while a search writes to it.
+
+optuna-dashboard has no authentication and serves write endpoints (delete the study, rename it, edit notes, tell
+trials, upload or delete artifacts) to anyone who reaches the port. Every one of them is a POST, PUT or DELETE; its
+reads are GET. So the run is served read-only unless the user asks for writes: `read_only` answers every other
+method with 405 before optuna-dashboard sees the request."""
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import socket
 import threading
-from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -18,15 +24,45 @@ from attnas.search_space.errors import AttnasError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+READ_METHODS = ("GET", "HEAD")
+
+
+def read_only(app):
+    """The WSGI app `app` with every request other than GET and HEAD refused (405), so nothing can change the
+    history through it."""
+
+    def refuse_writes(environ, start_response):
+        if environ.get("REQUEST_METHOD", "GET").upper() in READ_METHODS:
+            return app(environ, start_response)
+        body = json.dumps({"reason": "this attnas dashboard is read-only; restart it with `attnas dashboard RUN "
+                                     "--allow-writes` to change the history from the browser"}).encode()
+        start_response("405 Method Not Allowed", [("Content-Type", "application/json"),
+                                                  ("Content-Length", str(len(body))),
+                                                  ("Allow", ", ".join(READ_METHODS))])
+        return [body]
+
+    return refuse_writes
+
+
+def exposure_warning(host: str, *, allow_writes: bool) -> str | None:
+    """What serving on `host` exposes when `host` is not a loopback address (None when it is)."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:  # a host name, or '' (every interface)
+        pass
+    shown = repr(host) if host else "every network interface ('')"
+    exposed = ("read, change and delete the whole search history (--allow-writes)" if allow_writes
+               else "read the whole search history, its cells, notes and figures")
+    return (f"warning: the dashboard listens on {shown}, not this machine only; it has no authentication, so anyone "
+            f"who can reach the port can {exposed}")
 
 
 def open_history(run_dir: str | os.PathLike) -> tuple[RunFolder, History]:
     """The run folder and its history, or a one-line `AttnasError` when either is missing or unreadable."""
     run = open_run(run_dir)
-    if run.storage.startswith("sqlite:///"):
-        database = Path(run.storage[len("sqlite:///"):])
-        if not database.is_file():
-            raise AttnasError(f"{run.path}: its history {database} is missing")
     return run, run.history(create=False)
 
 
@@ -44,10 +80,11 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class DashboardServer:
-    """optuna-dashboard for one run, on `host:port` (port 0 picks a free one); `serve_forever` blocks, `start`
-    serves from a background thread (for tests and benchmarks), `close` stops it."""
+    """optuna-dashboard for one run, on `host:port` (port 0 picks a free one), read-only unless `allow_writes`;
+    `serve_forever` blocks, `start` serves from a background thread (for tests and benchmarks), `close` stops it."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
+    def __init__(self, run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 allow_writes: bool = False):
         import optuna_dashboard
 
         from attnas.experiments.dashboard import speedup
@@ -56,6 +93,9 @@ class DashboardServer:
         self.run, self.history = open_history(run_dir)
         app = with_page_style(optuna_dashboard.wsgi(self.history.study._storage,
                                                     artifact_store=artifact_store(run_artifact_dir(self.run))))
+        if not allow_writes:
+            app = read_only(app)
+        self.warning = exposure_warning(host, allow_writes=allow_writes)
         server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
         try:
             self.httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)

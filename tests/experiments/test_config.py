@@ -52,7 +52,7 @@ MISTAKES = {
                      r"evaluator.freeze_front: expected true or false, got str 'yes'"),
     "missing space file": (dict(BASE, space="nowhere.yaml"), r"space: .*nowhere.yaml: no such file"),
     "objective": (dict(BASE, objective={"metrc": "accuracy"}), r"objective"),
-    "bad run name": (dict(BASE, name="a b/c"), r"name: expected letters, digits"),
+    "bad run name": (dict(BASE, name="a b/c"), r"name: expected a run name of 1 to 100 letters, digits"),
 }
 
 

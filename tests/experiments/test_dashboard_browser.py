@@ -213,3 +213,25 @@ def pixel(page, at: dict) -> tuple[int, int, int]:
             data += png[offset + 8:offset + 8 + length]
         offset += 12 + length
     return tuple(zlib.decompress(data)[1:4])
+
+
+def test_dashboard_refuses_the_browsers_writes_by_default(browser, finished_run):
+    """The dashboard's own write requests (delete the study, edit its note), sent from its page, are refused; the
+    study and its trials are still there and still shown."""
+    page = browser.new_page()
+    with DashboardServer(finished_run.path, port=0).start() as server:
+        page.goto(server.url)
+        rendered(page, f"#user-defined-plot\\:{next(iter(FIGURE_TITLES))}")
+        statuses = page.evaluate("""async (study) => {
+            const json = {"Content-Type": "application/json"};
+            const deleted = await fetch(`/api/studies/${study}`, {method: "DELETE"});
+            const noted = await fetch(`/api/studies/${study}/note`,
+                                      {method: "PUT", headers: json, body: JSON.stringify({version: 1, body: "x"})});
+            const renamed = await fetch(`/api/studies/${study}/rename`,
+                                        {method: "POST", headers: json, body: JSON.stringify({study_name: "x"})});
+            return [deleted.status, noted.status, renamed.status];
+        }""", server.history.study._study_id)
+        assert statuses == [405, 405, 405]
+        page.goto(f"{server.url}/trials")
+        page.get_by_text(f"{TRIALS} Trials").wait_for(timeout=60_000)
+    assert len(finished_run.history().trials()) == TRIALS

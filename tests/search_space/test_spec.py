@@ -151,7 +151,7 @@ ERRORS = {
         "'channel'"),
     "even kernel": (
         _spec({"z": {"op": "map_attention", "inputs": {"x": "input"}, "dim": "spatial", "kernel": 4}}),
-        "cell spec: node 'z': attribute 'kernel': expected a positive odd integer, got 4"),
+        "cell spec: node 'z': attribute 'kernel': expected an odd integer from 1 to 15, got 4"),
     "empty output": (
         _spec({"z": {"op": "map_attention", "inputs": {"x": "input"}, "dim": "spatial"}}, output=()),
         "cell spec: output is empty; expected a list of one or more map nodes, got []"),
