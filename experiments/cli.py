@@ -3,7 +3,6 @@ a bug still prints its traceback."""
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -69,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
     _cluster_flags(resume)
     resume.set_defaults(run=_resume)
+
+    runs = commands.add_parser("list", help="the runs of a runs folder or of a database, with progress and best value",
+                               description="List runs: those under a runs folder (default runs/), or every run a "
+                                           "shared database holds (--storage).")
+    runs.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS", help="runs folder (default: runs)")
+    runs.add_argument("--storage", help="SQLAlchemy URL of a database shared by several runs")
+    runs.set_defaults(run=_list)
 
     status = commands.add_parser("status", help="progress of a search and a table of its best cells")
     status.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
@@ -170,6 +176,7 @@ def _search(args: argparse.Namespace) -> int:
         from attnas.experiments.plan import plan
 
         print("\n".join(plan(config).lines()))
+        _check_cluster(config, args.address)
         return 0
     name = args.name or config.name
     run = create_run(name, root=args.runs_dir, storage=config.storage)
@@ -177,20 +184,62 @@ def _search(args: argparse.Namespace) -> int:
     if history.trials():
         raise UsageError(f"{run.path} already holds a search with {len(history.trials())} trials; continue it "
                          f"with `attnas resume {run.path}` or pick another --name")
-    shutil.copyfile(args.config, run.experiment_file)
-    shutil.copyfile(config.space_path, run.space_file)
-    history.set_metadata(experiment=Path(args.config).read_text(), space=Path(config.space_path).read_text(),
-                         name=name, controller=config.controller_name)
+    _keep_experiment(run, config, space=Path(config.space_path).read_text())
+    history.set_metadata(name=name, controller=config.controller_name)
     return _run(config, run, args)
+
+
+def _check_cluster(config, address: str | None) -> None:
+    """`--dry-run`: the per-trial resources against the cluster at `address` (or RAY_ADDRESS), else this machine."""
+    import os
+
+    from attnas.experiments.driver import check_resources, cluster_nodes, init_ray, local_nodes, quiet_ray
+
+    if config.controller_name == "differentiable":
+        return
+    if address or os.environ.get("RAY_ADDRESS"):
+        import ray
+
+        quiet_ray()
+        init_ray(address)
+        try:
+            nodes = cluster_nodes()
+        finally:
+            ray.shutdown()
+    else:
+        nodes = local_nodes()
+    check_resources(config.resources, nodes, where=config.source)
+
+
+def _keep_experiment(run, config, *, space: str) -> None:
+    """Write the experiment as resolved (overrides in, `space: space.yaml`) and the space into the run folder and
+    its history, so resume/status/export need nothing outside the folder (or the database)."""
+    experiment = config.resolved_yaml(space=run.space_file.name)
+    run.space_file.write_text(space)
+    run.experiment_file.write_text(experiment)
+    run.history(create=True).set_metadata(experiment=experiment, space=space)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
+    from attnas.experiments.driver import counted
     from attnas.experiments.run_folder import open_run
 
     run = open_run(args.run_dir)
     _restore_files(run)
-    config = _with_budget_flags(load_experiment(str(run.experiment_file)), args)
+    config = load_experiment(str(run.experiment_file))
+    overridden = _with_budget_flags(config, args)
+    if overridden != config:  # overrides are part of the run: the next resume keeps them
+        _keep_experiment(run, overridden, space=run.space_file.read_text())
+        config = overridden
+    records = run.history().trials()
+    done = sum(1 for r in records if counted(r))
+    from attnas.experiments.driver import to_rerun
+
+    if config.budget.trials is not None and done >= config.budget.trials and not to_rerun(records):
+        print(f"run {run.name!r}: its budget of {config.budget.trials} trials is spent ({done} finished); extend "
+              f"it with `attnas resume {run.path} --trials N` (N > {done})", file=sys.stderr)
+        return 0
     return _run(config, run, args)
 
 
@@ -219,6 +268,13 @@ def _with_budget_flags(config, args: argparse.Namespace):
     return replace(config, budget=budget)
 
 
+def _objective_name(config) -> str:
+    from attnas.controllers.objective import Objective
+
+    objective = Objective.from_dict(config.objective)
+    return objective.metric if objective.tradeoff is None else f"reward ({objective.metric} x cost trade-off)"
+
+
 def _run(config, run, args: argparse.Namespace) -> int:
     from attnas.experiments.driver import run_search
 
@@ -229,7 +285,7 @@ def _run(config, run, args: argparse.Namespace) -> int:
         print("no trial completed; see the failure reasons with `attnas status " f"{run.path}`")
         return 1
     best = summary.best
-    print(f"best cell {best.hash} (trial {best.number}): accuracy {best.value:.4f}")
+    print(f"best cell {best.hash} (trial {best.number}): {_objective_name(config)} {best.value:.4f}")
     _print_cell(best.cell)
     print(f"\nrun folder: {run.path}\n  history: {run.storage}\n  Ray trials and TensorBoard logs: {run.ray_dir}")
     print(f"\nnext:\n  attnas export {run.path} --best -o best_cell.py   # standalone PyTorch module"
@@ -250,15 +306,17 @@ def _status(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir)
     history = run.history()
     records = history.trials()
+    objective = history.objective
     counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
     console = Console()
     console.print(f"run [bold]{run.name}[/] ({run.storage}): {len(records)} trials: "
                   + ", ".join(f"{n} {s}" for s, n in counts.items()))
     table = Table(title=f"top {args.top} cells")
-    for column in ("trial", "hash", "accuracy", "MACs", "params", "latency ms", "wall s"):
+    for column in ("trial", "hash", objective.metric if objective.tradeoff is None else "reward", "MACs", "params",
+                   "latency ms", "wall s"):
         table.add_column(column, justify="left" if column == "hash" else "right", no_wrap=True)
     table.add_column("ops", overflow="fold")
-    for record in best_of(records, args.top):
+    for record in best_of(records, args.top, objective):
         ops = ", ".join(f"{n['op']}/{n.get('dim', n.get('mode', ''))}" for n in record.cell.get("nodes", {}).values())
         table.add_row(str(record.number), record.hash, f"{record.value:.4f}",
                       si_units(record.values.get("macs")), si_units(record.values.get("params")),
@@ -269,6 +327,45 @@ def _status(args: argparse.Namespace) -> int:
     for record in failed:
         console.print(f"trial {record.number} failed: {record.reason}", style="red", markup=False)
     return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from attnas.experiments.history import History, list_studies
+    from attnas.experiments.run_folder import list_runs
+
+    if args.storage:
+        found = [(name, History(args.storage, create=False, study=name)) for name, _ in list_studies(args.storage)]
+    else:
+        found = [(run.path.name, run.history()) for run in list_runs(args.runs_dir)]
+    if not found:
+        print(f"no runs in {args.storage or args.runs_dir}")
+        return 0
+    for name, history in found:
+        print(_run_line(name, history))
+    return 0
+
+
+def _run_line(name: str, history) -> str:
+    """One run's name, trials done of its budget, states, and best value."""
+    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING
+
+    records = history.trials()
+    counts = ", ".join(f"{sum(1 for r in records if r.state == s)} {s}" for s in (COMPLETE, PRUNED, FAILED, RUNNING))
+    budget = _budget_of(history.metadata.get("experiment"))
+    best = history.best(1)
+    shown = f"best {history.objective.metric} {best[0].value:.4f} (trial {best[0].number}, {best[0].hash})" \
+        if best else "no complete trial"
+    return f"{name}: {len(records)}{f'/{budget}' if budget else ''} trials ({counts}); {shown}"
+
+
+def _budget_of(experiment: str | None) -> int | None:
+    import yaml
+
+    try:
+        trials = (yaml.safe_load(experiment or "") or {}).get("budget", {}).get("trials")
+    except (yaml.YAMLError, AttributeError):
+        return None
+    return trials if isinstance(trials, int) else None
 
 
 def _fixed(value) -> str:

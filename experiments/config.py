@@ -67,8 +67,16 @@ class Budget:
 class Resources:
     """What one trial gets from Ray: CPUs, and GPUs (fractions share a GPU between trials)."""
 
-    cpus: float = field(default=1.0, metadata={"check": positive})
-    gpus: float = field(default=0.0, metadata={"check": non_negative})
+    cpus: float = field(default=1.0, metadata={"check": lambda v: _ray_quantity(v, allow_zero=False)})
+    gpus: float = field(default=0.0, metadata={"check": lambda v: _ray_quantity(v, allow_zero=True)})
+
+
+def _ray_quantity(value: float, *, allow_zero: bool) -> str | None:
+    # Ray counts resources in steps of 1/10000; a smaller positive amount would end in Ray's own traceback.
+    if value == 0 and allow_zero:
+        return None
+    return None if value >= 1e-4 else ("expected 0 or a number >= 0.0001" if allow_zero else
+                                       "expected a number >= 0.0001")
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,19 @@ class ExperimentConfig:
     def with_overrides(self, **changes: Any) -> "ExperimentConfig":
         return replace(self, **changes)
 
+    def resolved_yaml(self, *, space: str) -> str:
+        """This experiment as a run folder keeps it: every default filled in, command-line overrides written in,
+        the space named by `space` (a file beside it) and no storage (the run folder records that)."""
+        import dataclasses
+
+        import yaml
+
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
+        data.update(space=space, storage=None, budget=dataclasses.asdict(self.budget),
+                    resources=dataclasses.asdict(self.resources),
+                    early_stopping=dataclasses.asdict(self.early_stopping))
+        return yaml.safe_dump(data, sort_keys=False)
+
 
 def load_experiment(path: str) -> ExperimentConfig:
     """Read, validate and cross-check an experiment file; every problem is one `AttnasError` line."""
@@ -144,7 +165,10 @@ def validate_parts(config: ExperimentConfig) -> None:
         space = SearchSpace.from_yaml(config.space_path)
     except AttnasError as error:
         raise ConfigError(f"{where}: space: {error}") from None
+    from attnas.experiments.results import check_objective
+
     objective = _prefixed(where, "objective", lambda: Objective.from_dict(config.objective, source="objective"))
+    check_objective(objective, where=where)
     if config.controller_name == "differentiable":  # a DARTS search, not a controller (experiments/differentiable.py)
         from attnas.experiments.differentiable import differentiable_settings
 

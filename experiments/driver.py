@@ -3,8 +3,13 @@ evaluator (shared/DESIGN.md, "Search, history, dashboard").
 
 The driver is the only writer of the history. For every trial the searcher asks the controller for a cell, records
 a RUNNING trial in the study, receives each epoch's result (for the learning curve, and for ASHA), and on completion
-tells both the controller and the study. Trials that were running when a previous driver stopped (even by kill -9)
-are re-run first, from their last checkpoint, under the same trial number; completed trials are never re-run.
+tells both the controller and the study. Trials that were running when a previous driver was killed (kill -9) are
+re-run first, from their last checkpoint, under the same trial number; trials a driver closed as `interrupted` when
+it stopped (Ctrl-C, an error) are re-run from their checkpoint as new trials; completed trials are never re-run.
+After any exit but kill -9, no trial of the run is left running.
+
+Budget: `budget.trials` counts trials that finished (complete, pruned or failed), not the interrupted ones trained
+again nor starts a killed driver left half-written.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from typing import Any
 
 from attnas.controllers import Controller, Observation, create_controller, get_controller
 from attnas.controllers.objective import Objective
-from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.experiments.config import ExperimentConfig, Resources, proxy_config
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder
 from attnas.search_space import SearchSpace
@@ -36,16 +41,27 @@ class SearchSummary:
     wall_time_s: float
 
 
+def counted(record: TrialRecord) -> bool:
+    """Whether a finished trial counts in the trial budget (not one closed as interrupted or half-written)."""
+    return record.state != RUNNING and not record.attrs.get("interrupted") and not record.attrs.get("half_written")
+
+
+def to_rerun(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Trials a resume trains again: left running by a killed driver, or closed as interrupted by a stopped one
+    and not trained again since."""
+    rerun_already = {r.attrs.get("rerun_of") for r in records}
+    return [r for r in records if r.state == RUNNING
+            or (r.attrs.get("interrupted") and r.number not in rerun_already)]
+
+
 def build_controller(config: ExperimentConfig, space: SearchSpace,
                      records: list[TrialRecord]) -> tuple[Controller, list[TrialRecord]]:
-    """The controller rebuilt from the history's finished trials, and the trials that were left running."""
+    """The controller rebuilt from the history's finished trials, and the trials to train again (`to_rerun`)."""
     objective = Objective.from_dict(config.objective)
     settings = dict(config.controller_settings)
-    finished, interrupted = [], []
+    finished, interrupted = [], to_rerun(records)
     for record in records:
-        if record.state == RUNNING:
-            interrupted.append(record)
-        else:
+        if counted(record):
             values = {k: v for k, v in record.values.items()}
             finished.append(Observation(trial_id=record.attrs.get("ray_trial_id", f"history-{record.number}"),
                                         cell=space.from_data(record.cell), values=values, state=record.state))
@@ -71,19 +87,23 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
 
         return run_differentiable(config, run, address=address, progress=progress)
     started_at = time.time()
+    objective = Objective.from_dict(config.objective)
     history = run.history(create=True)
+    history.metric = objective.metric
+    history.set_metadata(objective=objective.to_dict())
+    history.recover()
     space = SearchSpace.from_yaml(str(run.space_file))
     records = history.trials()
     controller, interrupted = build_controller(config, space, records)
     evaluator = proxy_config(config.evaluator, where=config.source)
     epochs = int(evaluator.epochs)
-    done = sum(1 for r in records if r.state != RUNNING)
+    done = sum(1 for r in records if counted(r))
     remaining = max(0, (config.budget.trials or 10**9) - done - len(interrupted))
     deadline = started_at + config.budget.seconds if config.budget.seconds else None
-    metric = "accuracy"
+    metric = objective.metric
 
     if len(interrupted) + remaining == 0:
-        return summarize(run, records, started_at)
+        return summarize(run, records, started_at, objective)
 
     import ray
     from ray import tune
@@ -97,10 +117,17 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     quiet_ray()
     owns_ray = not ray.is_initialized()
     init_ray(address)
+    try:
+        check_resources(config.resources, cluster_nodes(), where=config.source)
+    except AttnasError:
+        if owns_ray:
+            ray.shutdown()
+        raise
     publisher = DashboardPublisher.for_run(run, history)  # cell drawings, notes and figures for the dashboard
     searcher = ControllerSearcher(controller=controller, space=space, history=history,
                                   evaluator=config.evaluator, epochs=epochs, trials=remaining, deadline=deadline,
-                                  interrupted=interrupted, metric=metric, publisher=publisher)
+                                  interrupted=interrupted, objective=objective, publisher=publisher,
+                                  run_path=run.path)
     if config.early_stopping.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=config.early_stopping.grace_period,
                                   reduction_factor=config.early_stopping.reduction_factor, stop_last_trials=False)
@@ -123,20 +150,58 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
             callbacks=[reporter],
         ),
     )
+    stopped_by = "the search stopped before this trial finished"
     try:
         with reporter:
             tuner.fit()
+    except KeyboardInterrupt:
+        stopped_by = "the search was interrupted (Ctrl-C) before this trial finished"
+        raise
+    except Exception as error:
+        stopped_by = f"the search stopped on an error before this trial finished ({type(error).__name__})"
+        raise
     finally:
-        publisher.finish()
-        if owns_ray:
-            ray.shutdown()
-    return summarize(run, history.trials(), started_at)
+        searcher.close_open(f"{stopped_by}; `attnas resume` trains it again from its last checkpoint")
+        try:
+            publisher.finish()
+        finally:
+            if owns_ray:
+                ray.shutdown()
+    if searcher.fatal:
+        raise AttnasError(f"search {run.name!r} stopped: {searcher.fatal}")
+    return summarize(run, history.trials(), started_at, objective)
 
 
-def summarize(run: RunFolder, records: list[TrialRecord], started_at: float) -> SearchSummary:
+def cluster_nodes() -> list[dict[str, float]]:
+    """The resources (CPU, GPU, ...) of every live node of the connected Ray cluster."""
+    import ray
+
+    return [dict(node.get("Resources", {})) for node in ray.nodes() if node.get("Alive")]
+
+
+def local_nodes() -> list[dict[str, float]]:
+    """This machine as one node, as a local Ray would see it (for `--dry-run` without a cluster)."""
+    import torch
+
+    return [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
+
+
+def check_resources(resources: Resources, nodes: list[dict[str, float]], *, where: str) -> None:
+    """Raise a one-line error when no node offers what one trial asks for: such a trial would wait forever."""
+    if any(n.get("CPU", 0.0) >= resources.cpus and n.get("GPU", 0.0) >= resources.gpus for n in nodes):
+        return
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+    field = "resources.gpus" if all(n.get("GPU", 0.0) < resources.gpus for n in nodes) else "resources.cpus"
+    raise AttnasError(f"{where}: {field}: a trial asks for {resources.cpus:g} CPUs and {resources.gpus:g} GPUs, "
+                      f"but no node of the Ray cluster offers that (the largest has {largest.get('CPU', 0):g} CPUs "
+                      f"and {largest.get('GPU', 0):g} GPUs); no trial could ever start")
+
+
+def summarize(run: RunFolder, records: list[TrialRecord], started_at: float,
+              objective: Objective | None = None) -> SearchSummary:
     """The `SearchSummary` of a run from its trial records."""
     counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
-    best = best_of(records, 1)
+    best = best_of(records, 1, objective)
     return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
                          running=counts[RUNNING], best=best[0] if best else None,
                          wall_time_s=time.time() - started_at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, Mapping, Union
@@ -93,14 +94,17 @@ def convert(annotation: Any, value: Any, *, where: str, path: str) -> Any:
             return value
         raise _mismatch(annotation, value, where, path)
     if annotation is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot, or no exponent sign) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot, or no exponent sign) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise _mismatch(annotation, value, where, path)
+        if number is None or not math.isfinite(number):
+            raise _mismatch(annotation, value, where, path)
+        return number
     if annotation is str:
         if isinstance(value, str):
             return value
@@ -124,7 +128,7 @@ def expectation(annotation: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(annotation):
         return "a mapping with fields " + ", ".join(f.name for f in dataclasses.fields(annotation))
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+    return {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string"}.get(
         annotation, getattr(annotation, "__name__", str(annotation)))
 
 
