@@ -388,6 +388,10 @@ def _export(args: argparse.Namespace) -> int:
     weights = weights_path(path)
     if path.suffix == ".py" and weights.exists():
         print(f"wrote {weights} (the trained weights: module.load_state_dict(torch.load('{weights}')))")
+    elif path.suffix == ".py":
+        print(f"attnas: warning: no trained weights written beside {path}: the trial's checkpoint is not in the "
+              "run folder (or --channels differs from the trained cell); the module starts untrained",
+              file=sys.stderr)
     return 0
 
 

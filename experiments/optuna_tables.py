@@ -24,6 +24,12 @@ def supported(version: str = optuna.__version__) -> bool:
     return SUPPORTED[0] <= major_minor < SUPPORTED[1]
 
 
+def storage_of(study: optuna.Study) -> tuple[Any, int]:
+    """A study's storage and id, which Optuna keeps private (`Study._storage`, `Study._study_id`); read here only.
+    `History` holds both itself (`History.storage`, `History.study_id`)."""
+    return study._storage, study._study_id
+
+
 def read_rows(storage: Any, study_id: int) -> list[tuple] | None:
     """(number, state, value, user attrs, intermediate values, start, complete) per trial of `study_id`, straight
     from the tables of an RDB storage; None when this reader does not apply (see the module docstring)."""

@@ -42,6 +42,6 @@ def check_objective(objective: Objective, *, where: str) -> Objective:
 def _check_name(name: str, allowed: tuple[str, ...], where: str, what: str) -> None:
     if name in allowed:
         return
-    hint = difflib.get_close_matches(str(name), allowed, n=1)
+    hint = [a for a in allowed if a.startswith(str(name))] or difflib.get_close_matches(str(name), allowed, n=1)
     raise ConfigError(f"{where}: {name!r} is not {what}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                       + f"; expected one of: {', '.join(allowed)}")

@@ -53,6 +53,10 @@ class RunFolder:
     def space_file(self) -> Path:
         return self.path / "space.yaml"
 
+    def checkpoint_folder(self, recorded: str | None) -> Path | None:
+        """A trial's recorded checkpoint (relative to the run folder, or absolute in older runs) as a path here."""
+        return resolve_checkpoint(self.path, recorded)
+
     def history(self, *, create: bool = False) -> History:
         return History(self.storage, create=create, study=self.study)
 
@@ -115,6 +119,14 @@ def list_runs(root: str | os.PathLike) -> list[RunFolder]:
             except AttnasError:
                 continue
     return runs
+
+
+def resolve_checkpoint(run_path: Path | None, recorded: str | None) -> Path | None:
+    """A recorded checkpoint path on this machine: relative paths are inside the run folder `run_path`."""
+    if not recorded:
+        return None
+    path = Path(recorded)
+    return path if path.is_absolute() or run_path is None else run_path / path
 
 
 def _local_history(folder: Path) -> str:

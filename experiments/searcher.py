@@ -13,6 +13,7 @@ from attnas.controllers import Controller, SpaceExhausted
 from attnas.controllers.objective import Objective
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, TrialRecord
 from attnas.experiments.results import TRIAL_RESULTS
+from attnas.experiments.run_folder import resolve_checkpoint
 from attnas.search_space.interface import Space
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,8 @@ class ControllerSearcher(Searcher):
 
     def checkpoint_path(self, recorded: str | None) -> str | None:
         """The recorded checkpoint as a path on this machine (relative paths are inside the run folder)."""
-        if not recorded:
-            return None
-        path = Path(recorded)
-        return str(path if path.is_absolute() or self.run_path is None else self.run_path / path)
+        path = resolve_checkpoint(self.run_path, recorded)
+        return None if path is None else str(path)
 
     def _fail(self, trial_id: str, reason: str) -> None:
         """Close a trial whose recording raised as failed with `reason`; stop the search if even that fails."""

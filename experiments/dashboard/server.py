@@ -53,7 +53,7 @@ class DashboardServer:
 
         speedup.install()
         self.run, self.history = open_history(run_dir)
-        app = optuna_dashboard.wsgi(self.history.study._storage,
+        app = optuna_dashboard.wsgi(self.history.storage,
                                     artifact_store=artifact_store(run_artifact_dir(self.run)))
         server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
         try:
@@ -73,7 +73,7 @@ class DashboardServer:
         """The dashboard page of the run's study."""
         host, port = self.address
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}/dashboard/studies/{self.history.study._study_id}"
+        return f"http://{shown}:{port}/dashboard/studies/{self.history.study_id}"
 
     def serve_forever(self) -> None:
         """Serve until `close` (from another thread) or Ctrl-C."""
