@@ -193,7 +193,7 @@ def _check_cluster(config, address: str | None) -> None:
     """`--dry-run`: the per-trial resources against the cluster at `address` (or RAY_ADDRESS), else this machine."""
     import os
 
-    from attnas.experiments.driver import check_resources, cluster_nodes, init_ray, local_nodes, quiet_ray
+    from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, local_nodes, quiet_ray
 
     if config.controller_name == "differentiable":
         return
@@ -222,7 +222,7 @@ def _keep_experiment(run, config, *, space: str) -> None:
 
 def _resume(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
-    from attnas.experiments.driver import counted
+    from attnas.experiments.driver import counted, to_rerun
     from attnas.experiments.run_folder import open_run
 
     run = open_run(args.run_dir)
@@ -234,8 +234,6 @@ def _resume(args: argparse.Namespace) -> int:
         config = overridden
     records = run.history().trials()
     done = sum(1 for r in records if counted(r))
-    from attnas.experiments.driver import to_rerun
-
     if config.budget.trials is not None and done >= config.budget.trials and not to_rerun(records):
         print(f"run {run.name!r}: its budget of {config.budget.trials} trials is spent ({done} finished); extend "
               f"it with `attnas resume {run.path} --trials N` (N > {done})", file=sys.stderr)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from attnas.experiments.schema import ConfigError, non_negative, parse, positive
+from attnas.search_space.schema import ConfigError, non_negative, parse, positive
 from attnas.search_space.errors import AttnasError
 from attnas.search_space.resources import space_names, space_path
 from attnas.search_space.yaml_io import load_yaml
@@ -170,8 +170,6 @@ def validate_parts(config: ExperimentConfig) -> None:
     objective = _prefixed(where, "objective", lambda: Objective.from_dict(config.objective, source="objective"))
     check_objective(objective, where=where)
     if config.controller_name == "differentiable":  # a DARTS search, not a controller (experiments/differentiable.py)
-        from attnas.experiments.differentiable import differentiable_settings
-
         differentiable_settings(config.controller_settings, space, where=where)
     else:
         _prefixed(where, "controller", lambda: create_controller(
@@ -184,11 +182,27 @@ def proxy_config(evaluator: dict[str, Any], *, where: str):
     from attnas.evaluators.config import ProxyConfig
 
     try:
-        return parse(ProxyConfig, evaluator, where=where, path="evaluator")
+        return ProxyConfig.from_dict(evaluator, where=where, path="evaluator")
     except ConfigError:
         raise
     except AttnasError as error:  # ProxyConfig's own cross-field checks
         raise ConfigError(f"{where}: evaluator: {str(error).removeprefix('proxy config: ')}") from None
+
+
+def differentiable_settings(settings: dict[str, Any], space, *, where: str):
+    """The `controller:` section (without `name`) as `DifferentiableConfig`, checked against the space."""
+    from attnas.evaluators.differentiable import DifferentiableConfig
+
+    try:
+        parsed = parse(DifferentiableConfig, settings, where=where, path="controller")
+    except ConfigError:
+        raise
+    except AttnasError as error:
+        raise ConfigError(f"{where}: controller: {str(error).removeprefix('differentiable search: ')}") from None
+    if parsed.width is not None and parsed.width not in space.widths:
+        raise ConfigError(f"{where}: controller.width: expected one of the space's widths {list(space.widths)}, "
+                          f"got {parsed.width!r}")
+    return parsed
 
 
 def _prefixed(where: str, section: str, build):

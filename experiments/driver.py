@@ -13,32 +13,20 @@ again nor starts a killed driver left half-written.
 """
 from __future__ import annotations
 
-import logging
-import os
 import time
-import warnings
-from dataclasses import dataclass
-from typing import Any
 
 from attnas.controllers import Controller, Observation, create_controller, get_controller
 from attnas.controllers.objective import Objective
-from attnas.experiments.config import ExperimentConfig, Resources, proxy_config
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
+from attnas.experiments.config import ExperimentConfig, proxy_config
+from attnas.experiments.history import RUNNING, TrialRecord
+from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, quiet_ray
 from attnas.experiments.run_folder import RunFolder
+from attnas.experiments.summary import SearchSummary, summarize
 from attnas.search_space import SearchSpace
 from attnas.search_space.errors import AttnasError
 
-@dataclass(frozen=True)
-class SearchSummary:
-    """What a finished (or stopped) search leaves: counts, the best trial and the time it took."""
-
-    run: RunFolder
-    complete: int
-    failed: int
-    pruned: int
-    running: int
-    best: TrialRecord | None
-    wall_time_s: float
+__all__ = ["SearchSummary", "build_controller", "check_resources", "cluster_nodes", "init_ray", "quiet_ray",
+           "run_search", "summarize"]
 
 
 def counted(record: TrialRecord) -> bool:
@@ -172,70 +160,5 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     return summarize(run, history.trials(), started_at, objective)
 
 
-def cluster_nodes() -> list[dict[str, float]]:
-    """The resources (CPU, GPU, ...) of every live node of the connected Ray cluster."""
-    import ray
-
-    return [dict(node.get("Resources", {})) for node in ray.nodes() if node.get("Alive")]
-
-
-def local_nodes() -> list[dict[str, float]]:
-    """This machine as one node, as a local Ray would see it (for `--dry-run` without a cluster)."""
-    import torch
-
-    return [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
-
-
-def check_resources(resources: Resources, nodes: list[dict[str, float]], *, where: str) -> None:
-    """Raise a one-line error when no node offers what one trial asks for: such a trial would wait forever."""
-    if any(n.get("CPU", 0.0) >= resources.cpus and n.get("GPU", 0.0) >= resources.gpus for n in nodes):
-        return
-    largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
-    field = "resources.gpus" if all(n.get("GPU", 0.0) < resources.gpus for n in nodes) else "resources.cpus"
-    raise AttnasError(f"{where}: {field}: a trial asks for {resources.cpus:g} CPUs and {resources.gpus:g} GPUs, "
-                      f"but no node of the Ray cluster offers that (the largest has {largest.get('CPU', 0):g} CPUs "
-                      f"and {largest.get('GPU', 0):g} GPUs); no trial could ever start")
-
-
-def summarize(run: RunFolder, records: list[TrialRecord], started_at: float,
-              objective: Objective | None = None) -> SearchSummary:
-    """The `SearchSummary` of a run from its trial records."""
-    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
-    best = best_of(records, 1, objective)
-    return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
-                         running=counts[RUNNING], best=best[0] if best else None,
-                         wall_time_s=time.time() - started_at)
-
-
 def _trial_folder(trial) -> str:
     return f"trial-{trial.config.get('number', 'x')}-{trial.trial_id}"
-
-
-def init_ray(address: str | None) -> None:
-    """Join the cluster at `address` (or RAY_ADDRESS), else start Ray locally; one-line error if unreachable."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.ERROR, "configure_logging": True}
-    address = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as error:
-        where = f"Ray cluster at {address}" if address else "a local Ray instance"
-        raise AttnasError(f"cannot connect to {where}: {str(error).splitlines()[0][:200]}") from None
-
-
-def quiet_ray() -> None:
-    """Keep Ray's own console output (banners, tips, per-trial tables) out of the user's way."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
-    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="ray")

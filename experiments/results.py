@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 
 from attnas.controllers.objective import Objective
-from attnas.experiments.schema import ConfigError
+from attnas.search_space.schema import ConfigError
 
 # name: what it is. Every name is reported by a complete trial; PER_EPOCH ones after every epoch too.
 TRIAL_RESULTS = {

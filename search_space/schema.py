@@ -1,4 +1,7 @@
-"""Reading plain YAML data into typed config dataclasses, with one-line errors naming the file and dotted field.
+"""Reading plain YAML data into typed config dataclasses, with one-line errors naming the file and dotted field: the
+one config parser every section of an experiment file goes through (experiment, evaluator, data, frame sampling,
+differentiable search), and the one did-you-mean for unknown keys (`unknown_key`), also used by the sections that
+are not dataclasses (objective, controller settings, synthetic tasks).
 
 `parse(cls, data, where="file.yaml", path="evaluator")` checks every key against the dataclass's fields (unknown
 keys are errors, with a did-you-mean), converts and checks each value against its annotation (bool, int, float,
@@ -31,10 +34,7 @@ def parse(cls: type, data: Any, *, where: str, path: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            hint = difflib.get_close_matches(str(key), list(fields), n=1)
-            raise ConfigError(f"{where}: {_join(path, key)}: unknown field"
-                              + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                              + f"; expected one of: {', '.join(fields)}")
+            raise ConfigError(f"{where}: {unknown_key(key, list(fields), _join(path, key))}")
     hints = typing.get_type_hints(cls)
     values = {}
     for name, spec in fields.items():
@@ -130,6 +130,13 @@ def expectation(annotation: Any) -> str:
         return "a mapping with fields " + ", ".join(f.name for f in dataclasses.fields(annotation))
     return {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string"}.get(
         annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def unknown_key(key: Any, allowed: list[str] | tuple[str, ...], dotted: str) -> str:
+    """The message for an unknown key at `dotted`: the nearest valid key (difflib) and every valid one."""
+    hint = difflib.get_close_matches(str(key), list(allowed), n=1)
+    return (f"{dotted}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; expected one of: {', '.join(allowed)}")
 
 
 def positive(value: Any) -> str | None:

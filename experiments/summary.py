@@ -1,0 +1,32 @@
+"""What a search leaves when it ends: counts by state, the best trial under the objective, the time it took."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from attnas.controllers.objective import Objective
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
+from attnas.experiments.run_folder import RunFolder
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """What a finished (or stopped) search leaves: counts, the best trial and the time it took."""
+
+    run: RunFolder
+    complete: int
+    failed: int
+    pruned: int
+    running: int
+    best: TrialRecord | None
+    wall_time_s: float
+
+
+def summarize(run: RunFolder, records: list[TrialRecord], started_at: float,
+              objective: Objective | None = None) -> SearchSummary:
+    """The `SearchSummary` of a run from its trial records."""
+    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
+    best = best_of(records, 1, objective)
+    return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
+                         running=counts[RUNNING], best=best[0] if best else None,
+                         wall_time_s=time.time() - started_at)
