@@ -175,7 +175,9 @@ def _search(args: argparse.Namespace) -> int:
     if args.dry_run:
         from attnas.experiments.plan import plan
 
-        print("\n".join(plan(config).lines()))
+        from attnas.experiments.config import controller_notes
+
+        print("\n".join([*plan(config).lines(), *controller_notes(config)]))
         _check_cluster(config, args.address)
         return 0
     name = args.name or config.name
@@ -274,7 +276,12 @@ def _objective_name(config) -> str:
 
 
 def _run(config, run, args: argparse.Namespace) -> int:
+    from attnas.experiments.config import controller_notes
     from attnas.experiments.driver import run_search
+    from attnas.experiments.summary import reference_name
+
+    for note in controller_notes(config):
+        print(note, file=sys.stderr)
 
     summary = run_search(config, run, address=args.address, progress=False if args.quiet else None)
     print(f"\nsearch {run.name!r}: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed "
@@ -283,7 +290,9 @@ def _run(config, run, args: argparse.Namespace) -> int:
         print("no trial completed; see the failure reasons with `attnas status " f"{run.path}`")
         return 1
     best = summary.best
-    print(f"best cell {best.hash} (trial {best.number}): {_objective_name(config)} {best.value:.4f}")
+    reference = reference_name(best.hash)
+    print(f"best cell {best.hash} (trial {best.number}): {_objective_name(config)} {best.value:.4f}"
+          + (f"; it is the reference cell {reference!r}" if reference else ""))
     _print_cell(best.cell)
     print(f"\nrun folder: {run.path}\n  history: {run.storage}\n  Ray trials and TensorBoard logs: {run.ray_dir}")
     print(f"\nnext:\n  attnas export {run.path} --best -o best_cell.py   # standalone PyTorch module"
@@ -314,9 +323,13 @@ def _status(args: argparse.Namespace) -> int:
                    "latency ms", "wall s"):
         table.add_column(column, justify="left" if column == "hash" else "right", no_wrap=True)
     table.add_column("ops", overflow="fold")
+    from attnas.experiments.summary import reference_name
+
     for record in best_of(records, args.top, objective):
+        reference = reference_name(record.hash)
         ops = ", ".join(f"{n['op']}/{n.get('dim', n.get('mode', ''))}" for n in record.cell.get("nodes", {}).values())
-        table.add_row(str(record.number), record.hash, f"{record.value:.4f}",
+        shown_hash = record.hash + (f"\n= {reference}" if reference else "")
+        table.add_row(str(record.number), shown_hash, f"{record.value:.4f}",
                       si_units(record.values.get("macs")), si_units(record.values.get("params")),
                       _fixed(record.values.get("latency_ms")),
                       _fixed(record.values.get("wall_time_s")), ops)

@@ -177,6 +177,23 @@ def validate_parts(config: ExperimentConfig) -> None:
     proxy_config(config.evaluator, where=where)
 
 
+def controller_notes(config: ExperimentConfig) -> list[str]:
+    """What the user should know about how the controller will behave under this budget (dry-run and search)."""
+    if config.controller_name != "bayesian" or config.budget.trials is None:
+        return []
+    import inspect
+
+    from attnas.controllers import get_controller
+
+    default = inspect.signature(get_controller("bayesian").__init__).parameters["initial_random"].default
+    initial = config.controller_settings.get("initial_random", default)
+    if isinstance(initial, int) and config.budget.trials <= initial:
+        return [f"note: controller bayesian samples its first initial_random={initial} cells at random, and the "
+                f"budget is {config.budget.trials} trials: this search is random search (raise budget.trials or "
+                "lower controller.initial_random)"]
+    return []
+
+
 def proxy_config(evaluator: dict[str, Any], *, where: str):
     """The experiment's `evaluator:` section as the evaluator's `ProxyConfig`, checked field by field."""
     from attnas.evaluators.config import ProxyConfig

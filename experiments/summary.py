@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from attnas.controllers.objective import Objective
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
@@ -30,3 +31,17 @@ def summarize(run: RunFolder, records: list[TrialRecord], started_at: float,
     return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
                          running=counts[RUNNING], best=best[0] if best else None,
                          wall_time_s=time.time() - started_at)
+
+
+@lru_cache(maxsize=1)
+def _reference_hashes() -> dict[str, str]:
+    from attnas.search_space import load_zoo, zoo_names
+
+    return {load_zoo(name).hash: name for name in zoo_names()}
+
+
+def reference_name(cell_hash: str) -> str | None:
+    """The name of the shipped reference cell (non_local, double_attention, ...) with this hash, if any: reference
+    cells are points of the space, and a search that finds one should say so."""
+    return _reference_hashes().get(cell_hash)
+

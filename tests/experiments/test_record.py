@@ -356,3 +356,28 @@ def test_kill_9_at_random_moments_loses_and_repeats_nothing(tmp_path):
     assert len(counted) == 6 and all(r.state in (COMPLETE, PRUNED) for r in counted)
     assert not [r for r in records if r.state == RUNNING]
     assert kills >= 1
+
+
+# ------------------------------------------------------------------------------------------------ also
+def test_bayesian_within_its_random_start_says_it_is_random_search(tmp_path, capsys):
+    config = write_tiny(tmp_path, controller={"name": "bayesian", "initial_random": 6}, budget={"trials": 6})
+    assert main(["search", config, "--dry-run"]) == 0
+    assert "this search is random search" in capsys.readouterr().out
+    config = write_tiny(tmp_path, controller={"name": "bayesian", "initial_random": 6}, budget={"trials": 7})
+    assert main(["search", config, "--dry-run"]) == 0
+    assert "random search" not in capsys.readouterr().out
+
+
+def test_status_names_a_reference_cell_found_by_the_search(tmp_path, capsys):
+    from attnas.experiments.run_folder import create_run
+    from attnas.search_space import load_zoo
+
+    run = create_run("refs", root=tmp_path)
+    history = run.history(create=True)
+    for name, accuracy in (("non_local", 0.6), ("double_attention", 0.5)):
+        cell = load_zoo(name)
+        number = history.start(cell=cell.to_dict(), cell_hash=cell.hash, controller="random")
+        history.finish(number, state=COMPLETE, values={"accuracy": accuracy})
+    assert main(["status", str(run.path)]) == 0
+    out = capsys.readouterr().out
+    assert "= non_local" in out and "= double_attention" in out
