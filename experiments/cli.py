@@ -224,7 +224,7 @@ def _keep_experiment(run, config, *, space: str) -> None:
 
 def _resume(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
-    from attnas.experiments.driver import counted, to_rerun
+    from attnas.experiments.history import counted, to_rerun
     from attnas.experiments.run_folder import open_run
 
     run = open_run(args.run_dir)
@@ -286,9 +286,12 @@ def _run(config, run, args: argparse.Namespace) -> int:
     summary = run_search(config, run, address=args.address, progress=False if args.quiet else None)
     print(f"\nsearch {run.name!r}: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed "
           f"trials in {summary.wall_time_s:.0f} s")
+    if summary.interrupted:
+        print(f"attnas: the search stopped with {summary.interrupted} trials unfinished; `attnas resume {run.path}` "
+              "trains them again from their last checkpoint", file=sys.stderr)
     if summary.best is None:
         print("no trial completed; see the failure reasons with `attnas status " f"{run.path}`")
-        return 1
+        return 130 if summary.interrupted else 1
     best = summary.best
     reference = reference_name(best.hash)
     print(f"best cell {best.hash} (trial {best.number}): {_objective_name(config)} {best.value:.4f}"
@@ -298,7 +301,7 @@ def _run(config, run, args: argparse.Namespace) -> int:
     print(f"\nnext:\n  attnas export {run.path} --best -o best_cell.py   # standalone PyTorch module"
           f"\n  attnas status {run.path}"
           f"\n  attnas dashboard {run.path}                     # browse the history")
-    return 0
+    return 130 if summary.interrupted else 0
 
 
 # ----------------------------------------------------------------------------------------------------- status

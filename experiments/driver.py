@@ -18,7 +18,7 @@ import time
 from attnas.controllers import Controller, Observation, create_controller, get_controller
 from attnas.controllers.objective import Objective
 from attnas.experiments.config import ExperimentConfig, proxy_config
-from attnas.experiments.history import RUNNING, TrialRecord
+from attnas.experiments.history import TrialRecord, counted, to_rerun
 from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, quiet_ray
 from attnas.experiments.run_folder import RunFolder
 from attnas.experiments.summary import SearchSummary, summarize
@@ -27,19 +27,6 @@ from attnas.search_space.errors import AttnasError
 
 __all__ = ["SearchSummary", "build_controller", "check_resources", "cluster_nodes", "init_ray", "quiet_ray",
            "run_search", "summarize"]
-
-
-def counted(record: TrialRecord) -> bool:
-    """Whether a finished trial counts in the trial budget (not one closed as interrupted or half-written)."""
-    return record.state != RUNNING and not record.attrs.get("interrupted") and not record.attrs.get("half_written")
-
-
-def to_rerun(records: list[TrialRecord]) -> list[TrialRecord]:
-    """Trials a resume trains again: left running by a killed driver, or closed as interrupted by a stopped one
-    and not trained again since."""
-    rerun_already = {r.attrs.get("rerun_of") for r in records}
-    return [r for r in records if r.state == RUNNING
-            or (r.attrs.get("interrupted") and r.number not in rerun_already)]
 
 
 def build_controller(config: ExperimentConfig, space: SearchSpace,

@@ -221,6 +221,19 @@ class History:
         raise AttnasError(f"no trial {number} in this history (trials 0..{len(self.study.trials) - 1})")
 
 
+def counted(record: TrialRecord) -> bool:
+    """Whether a finished trial counts in the trial budget (not one closed as interrupted or half-written)."""
+    return record.state != RUNNING and not record.attrs.get("interrupted") and not record.attrs.get("half_written")
+
+
+def to_rerun(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Trials a resume trains again: left running by a killed driver, or closed as interrupted by a stopped one
+    and not trained again since."""
+    rerun_already = {r.attrs.get("rerun_of") for r in records}
+    return [r for r in records if r.state == RUNNING
+            or (r.attrs.get("interrupted") and r.number not in rerun_already)]
+
+
 def best_of(records: Iterable[TrialRecord], count: int, objective: Any = None) -> list[TrialRecord]:
     """The `count` best complete records, best first (earlier trials win ties): by `objective.rank` (budgets
     first, then reward) when an objective is given, else by value."""

@@ -70,8 +70,10 @@ class ControllerSearcher(Searcher):
             if record.state == RUNNING:  # left running by a driver that was killed: same trial number
                 number = record.number
                 self.history.set_attrs(number, ray_trial_id=trial_id, resumed=True)
-            else:  # closed as interrupted by a driver that stopped: trained again as a new trial
-                number = self._start(trial_id, cell, rerun_of=record.number)
+            else:  # closed as interrupted by a driver that stopped: trained again as a new trial, which resumes
+                number = self._start(trial_id, cell, rerun_of=record.number)  # from the old one's checkpoint
+                for epoch, value in enumerate(record.curve, start=1):  # so its curve starts with the old epochs
+                    self.history.report(number, epoch, value)
             self._track(trial_id, number, cell, record.attrs.get("ray_trial_id", trial_id))
             if self.publisher is not None:
                 self.publisher.trial_started(number)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from attnas.controllers.objective import Objective
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of, counted, to_rerun
 from attnas.experiments.run_folder import RunFolder
 
 
@@ -21,16 +21,18 @@ class SearchSummary:
     running: int
     best: TrialRecord | None
     wall_time_s: float
+    interrupted: int = 0  # trials the search stopped before they finished: `attnas resume` trains them again
 
 
 def summarize(run: RunFolder, records: list[TrialRecord], started_at: float,
               objective: Objective | None = None) -> SearchSummary:
     """The `SearchSummary` of a run from its trial records."""
-    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
+    counts = {s: sum(1 for r in records if r.state == s and counted(r)) for s in (COMPLETE, FAILED, PRUNED)}
     best = best_of(records, 1, objective)
     return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
-                         running=counts[RUNNING], best=best[0] if best else None,
-                         wall_time_s=time.time() - started_at)
+                         running=sum(1 for r in records if r.state == RUNNING), best=best[0] if best else None,
+                         wall_time_s=time.time() - started_at,
+                         interrupted=sum(1 for r in to_rerun(records) if r.state != RUNNING))
 
 
 @lru_cache(maxsize=1)

@@ -132,33 +132,43 @@ def test_a_failing_record_write_fails_that_trial_and_the_search_goes_on(tmp_path
 
 
 @pytest.mark.slow
-def test_an_interrupted_search_leaves_nothing_running_and_resumes_to_its_budget(tmp_path, ray_local, monkeypatch,
-                                                                                capsys):
-    from attnas.experiments.searcher import ControllerSearcher
-
-    original = ControllerSearcher.on_trial_complete
-    completed = []
-
-    def interrupt_after_first(self, trial_id, result=None, error=False):
-        original(self, trial_id, result, error)
-        completed.append(trial_id)
-        if len(completed) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ControllerSearcher, "on_trial_complete", interrupt_after_first)
+def test_ctrl_c_leaves_nothing_running_and_resume_meets_the_budget(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) once a trial is complete and another running:
+    the search ends with no trial running, says how to continue, and `resume` trains the interrupted one again."""
     config = write_tiny(tmp_path, budget={"trials": 3}, concurrency=2)
     run_dir = tmp_path / "runs" / "tiny"
-    assert main(["search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) in (2, 130)
+    search = subprocess.Popen([sys.executable, "-m", "attnas.experiments.cli", "search", config, "--runs-dir",
+                               str(tmp_path / "runs"), "--quiet"], start_new_session=True, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and search.poll() is None:
+            time.sleep(0.5)
+            try:
+                records = open_run(run_dir).history().trials()
+            except Exception:  # not created yet, or mid-write
+                continue
+            if any(r.state == COMPLETE for r in records) and any(r.state == RUNNING for r in records):
+                os.killpg(search.pid, signal.SIGINT)
+                break
+        _, err = search.communicate(timeout=300)
+    finally:
+        if search.poll() is None:
+            os.killpg(search.pid, signal.SIGKILL)
     before = open_run(run_dir).history().trials()
-    assert before and not [r for r in before if r.state == RUNNING], [(r.number, r.state) for r in before]
+    assert not [r for r in before if r.state == RUNNING], [(r.number, r.state) for r in before]
     interrupted = [r for r in before if r.attrs.get("interrupted")]
-    assert interrupted and all("resume" in r.reason for r in interrupted)
-    monkeypatch.setattr(ControllerSearcher, "on_trial_complete", original)
-    assert main(["resume", str(run_dir), "--quiet"]) == 0
+    assert interrupted and all("attnas resume" in r.reason for r in interrupted)
+    assert search.returncode == 130 and "trials unfinished" in err
+    resumed = cli("resume", str(run_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     after = open_run(run_dir).history().trials()
     counted = [r for r in after if not r.attrs.get("interrupted")]
-    assert len(counted) == 3 and all(r.state == COMPLETE for r in counted)
+    assert len(counted) == 3 and all(r.state in (COMPLETE, PRUNED) for r in counted)
     assert {r.attrs.get("rerun_of") for r in counted} >= {r.number for r in interrupted}
+    assert not [r for r in after if r.state == RUNNING]
+    assert all(len(r.curve) == 2 for r in counted if r.state == COMPLETE)
 
 
 # --------------------------------------------------------------------- 4. trials that can never start
