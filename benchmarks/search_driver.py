@@ -93,7 +93,7 @@ def big_history(folder: Path, trials: int) -> str:
     run.experiment_file.write_text(yaml.safe_dump(config))
     run.space_file.write_text(Path("experiments/configs/spaces/default.yaml").read_text())
     space = load_space("default")
-    history = History(run.storage)
+    history = run.history(create=True)
     rng = np.random.default_rng(0)
     names, cards = space.vector_names(), space.vector_cardinalities()
     distributions = {n: optuna.distributions.CategoricalDistribution(list(range(c))) for n, c in zip(names, cards)}
