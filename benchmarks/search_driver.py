@@ -19,7 +19,6 @@ import optuna
 import yaml
 
 from benchmarks.results import table, write_section
-from attnas.experiments.history import History
 from attnas.experiments.run_folder import create_run, open_run
 from attnas.search_space import load_space
 
