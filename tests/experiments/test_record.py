@@ -297,9 +297,9 @@ def test_resume_repairs_a_kill_at_each_history_write(tmp_path):
     [done] = history.trials()
     space, (enqueued, closed) = _sample_cells(2, seed=99)
     names, cards = space.vector_names(), space.vector_cardinalities()
+    history.study.ask()  # a trial of an older driver, killed between its ask and its cell
     history.study.enqueue_trial(dict(zip(names, (int(v) for v in space.encode_vector(enqueued)))),
                                 user_attrs={"cell": enqueued.to_dict(), "hash": enqueued.hash, "controller": "random"})
-    history.study.ask()  # a trial of an older driver, killed between its ask and its cell
     number = history.start(cell=closed.to_dict(), cell_hash=closed.hash, controller="random",
                            encoding=[int(v) for v in space.encode_vector(closed)], encoding_names=names,
                            cardinalities=cards)
