@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Continue a search: completed trials are kept, trials that were "
                                              "running restart from their last checkpoint.")
     resume.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _storage_flag(resume)
     _cluster_flags(resume)
     resume.set_defaults(run=_resume)
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="progress of a search and a table of its best cells")
     status.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _storage_flag(status)
     status.add_argument("--top", type=_positive_int, default=10, help="how many cells to list (default 10)")
     status.set_defaults(run=_status)
 
@@ -136,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="comma-separated reference cells (default: none,non_local,double_attention)")
     references.set_defaults(run=_references)
     return parser
+
+
+def _storage_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", help="a database shared by several runs: RUN is the name of a run in it (for a "
+                                          "run with no folder on this machine; see `attnas list --storage URL`)")
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -225,9 +232,11 @@ def _keep_experiment(run, config, *, space: str) -> None:
 def _resume(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
     from attnas.experiments.history import counted, to_rerun
-    from attnas.experiments.run_folder import open_run
+    from attnas.experiments.run_folder import create_run, open_run
 
-    run = open_run(args.run_dir)
+    run = open_run(args.run_dir, storage=args.storage)
+    if not run.path.is_dir():  # a run of a shared database resumed on another machine: give it its folder here
+        run = create_run(run.study, root=run.path.parent, storage=run.storage)
     _restore_files(run)
     config = load_experiment(str(run.experiment_file))
     overridden = _with_budget_flags(config, args)
@@ -313,7 +322,7 @@ def _status(args: argparse.Namespace) -> int:
     from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, best_of
     from attnas.experiments.run_folder import open_run
 
-    run = open_run(args.run_dir)
+    run = open_run(args.run_dir, storage=args.storage)
     history = run.history()
     records = history.trials()
     objective = history.objective

@@ -91,6 +91,11 @@ class History:
             raise
         self._open: dict[int, optuna.trial.Trial] = {}
 
+    @staticmethod
+    def redacted(url: str) -> str:
+        """A storage URL without its password, for messages."""
+        return _redact(url)
+
     # ------------------------------------------------------------------------------------- study metadata
     def set_metadata(self, **values: Any) -> None:
         for key, value in values.items():

@@ -81,9 +81,18 @@ def create_run(name: str, *, root: str | os.PathLike = RUNS_ROOT, storage: str |
     return RunFolder(path=path, storage=storage or _local_history(path), study=name)
 
 
-def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> RunFolder:
-    """The run given as a folder path or as a name under runs/; a one-line error if there is none."""
+def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT, storage: str | None = None) -> RunFolder:
+    """The run given as a folder path or as a name under runs/; a one-line error if there is none. With `storage`,
+    a run that has no folder here is the study of that name in that database (its folder would be runs/<name>)."""
     candidates = [Path(run), Path(root) / str(run)]
+    if storage is not None and not any((c / RUN_FILE).is_file() for c in candidates):
+        from attnas.experiments.history import list_studies
+
+        name = Path(str(run)).name
+        if name not in {study for study, _ in list_studies(storage)}:
+            raise AttnasError(f"{run}: no run of that name in {History.redacted(storage)} (see `attnas list "
+                              "--storage URL`)")
+        return RunFolder(path=(Path(root) / name).resolve(), storage=storage, study=name)
     for candidate in candidates:
         run_file = candidate / RUN_FILE
         if run_file.is_file():

@@ -25,9 +25,10 @@ ASHA = {"scheduler": "asha", "grace_period": 1, "reduction_factor": 2}
 THREE_EPOCHS = {**TINY["evaluator"], "epochs": 3}
 
 
-def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 900, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "attnas.experiments.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          timeout=timeout, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                         "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
 
 
 def progress_csv(run, metric: str) -> dict[int, dict[int, float]]:
@@ -270,6 +271,15 @@ def test_concurrent_searches_share_one_postgresql_database(tmp_path, postgres_ur
     assert sorted(folders.stdout.splitlines()) == lines
     spent = cli("resume", str(runs / "first"), "--quiet")
     assert spent.returncode == 0 and "spent" in spent.stderr
+    elsewhere = tmp_path / "another-machine"  # no run folders here: runs are addressed by name in the database
+    elsewhere.mkdir()
+    status = cli("status", "second", "--storage", postgres_url, cwd=elsewhere)
+    assert status.returncode == 0 and "2 trials" in status.stdout, status.stderr
+    spent = cli("resume", "second", "--storage", postgres_url, "--quiet", cwd=elsewhere)
+    assert spent.returncode == 0 and "budget of 2 trials is spent" in spent.stderr, spent.stderr
+    assert (elsewhere / "runs" / "second" / "experiment.yaml").is_file()
+    missing = cli("status", "third", "--storage", postgres_url, cwd=elsewhere)
+    assert missing.returncode == 2 and "no run of that name" in missing.stderr
 
 
 # --------------------------------------------------------------------------- 8. kill -9, any moment
