@@ -27,8 +27,7 @@ THREE_EPOCHS = {**TINY["evaluator"], "epochs": 3}
 
 def cli(*args: str, timeout: float = 900, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "attnas.experiments.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1",
-                                                         "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+                          timeout=timeout, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def progress_csv(run, metric: str) -> dict[int, dict[int, float]]:
