@@ -369,16 +369,21 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run_line(name: str, history) -> str:
-    """One run's name, trials done of its budget, states, and best value."""
-    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING
+    """One run's name, trials finished of its budget, states, and best value."""
+    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, counted, to_rerun
 
     records = history.trials()
-    counts = ", ".join(f"{sum(1 for r in records if r.state == s)} {s}" for s in (COMPLETE, PRUNED, FAILED, RUNNING))
+    finished = [r for r in records if counted(r)]
+    counts = [f"{sum(1 for r in finished if r.state == s)} {s}" for s in (COMPLETE, PRUNED, FAILED)]
+    counts.append(f"{sum(1 for r in records if r.state == RUNNING)} {RUNNING}")
+    unfinished = sum(1 for r in to_rerun(records) if r.state != RUNNING)
+    if unfinished:
+        counts.append(f"{unfinished} interrupted")
     budget = _budget_of(history.metadata.get("experiment"))
     best = history.best(1)
     shown = f"best {history.objective.metric} {best[0].value:.4f} (trial {best[0].number}, {best[0].hash})" \
         if best else "no complete trial"
-    return f"{name}: {len(records)}{f'/{budget}' if budget else ''} trials ({counts}); {shown}"
+    return f"{name}: {len(finished)}{f'/{budget}' if budget else ''} trials ({', '.join(counts)}); {shown}"
 
 
 def _budget_of(experiment: str | None) -> int | None:
