@@ -71,7 +71,7 @@ class History:
         self.metric = metric
         self.study_name = study
         try:
-            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage))
+            rdb = _open_storage(storage)
             if create:
                 self.study = optuna.create_study(storage=rdb, study_name=study, direction="maximize",
                                                  load_if_exists=True)
@@ -270,6 +270,21 @@ def _record(number: int, state: TrialState, value: float | None, attrs: dict, in
                        hash=cell_hash if isinstance(cell_hash, str) else "", values=values, curve=curve,
                        reason=None if reason is None else str(reason), attrs=attrs,
                        objective_value=float(value) if _finite(value) else None)
+
+
+def _open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at `url`. Several searches starting at once on a new shared database all create its
+    tables; the losers of that race see an integrity error and simply open the tables the winner made."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        except Exception as error:
+            if attempt == attempts - 1 or type(error).__name__ not in ("IntegrityError", "ProgrammingError"):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def sqlite_url(path: str) -> str:
