@@ -13,6 +13,7 @@ again nor starts a killed driver left half-written.
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from attnas.controllers import Controller, Observation, create_controller, get_controller
@@ -25,6 +26,8 @@ from attnas.experiments.summary import SearchSummary, summarize
 from attnas.search_space import SearchSpace
 from attnas.search_space.errors import AttnasError
 
+log = logging.getLogger(__name__)
+
 __all__ = ["SearchSummary", "build_controller", "check_resources", "cluster_nodes", "init_ray", "quiet_ray",
            "run_search", "summarize"]
 
@@ -34,8 +37,9 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     """The controller rebuilt from the history's finished trials, and the trials to train again (`to_rerun`)."""
     objective = Objective.from_dict(config.objective)
     settings = dict(config.controller_settings)
-    finished, interrupted = [], to_rerun(records)
-    for record in records:
+    readable = [r for r in records if _readable_cell(space, r)]
+    finished, interrupted = [], to_rerun(readable)
+    for record in readable:
         if counted(record):
             values = {k: v for k, v in record.values.items()}
             finished.append(Observation(trial_id=record.attrs.get("ray_trial_id", f"history-{record.number}"),
@@ -52,6 +56,20 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
         controller = create_controller(config.controller_name, space=space, seed=config.seed, objective=objective,
                                        **settings)
     return controller, interrupted
+
+
+def _readable_cell(space: SearchSpace, record: TrialRecord) -> bool:
+    """Whether a trial's recorded cell reads as a cell of the space; a corrupt record is named and left out of the
+    controller's history (and not trained again), and the search goes on with the others."""
+    if record.attrs.get("half_written"):
+        return True  # closed on purpose without a cell; never read
+    try:
+        space.from_data(record.cell)
+    except AttnasError as error:
+        log.warning("trial %s: field 'cell': %s; the trial is left out of the controller's history",
+                    record.number, str(error)[:200])
+        return False
+    return True
 
 
 def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None = None,

@@ -400,3 +400,18 @@ def test_status_names_a_reference_cell_found_by_the_search(tmp_path, capsys):
     assert main(["status", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "= non_local" in out and "= double_attention" in out
+
+
+def test_a_corrupt_record_is_named_and_left_out_when_the_controller_is_rebuilt(tmp_path, caplog):
+    from attnas.experiments.config import load_experiment
+    from attnas.experiments.driver import build_controller
+    from attnas.experiments.history import TrialRecord
+
+    config = load_experiment(write_tiny(tmp_path, controller={"name": "evolution", "population_size": 2, "sample_size": 2}))
+    space, (good,) = _sample_cells(1, seed=5)
+    records = [TrialRecord(number=0, state=COMPLETE, cell=good.to_dict(), hash=good.hash, values={"accuracy": 0.5}),
+               TrialRecord(number=1, state=COMPLETE, cell={"nodes": [1, 2]}, hash="x", values={"accuracy": 0.9}),
+               TrialRecord(number=2, state=RUNNING, cell={"width": "wide"}, hash="y")]
+    controller, rerun = build_controller(config, space, records)
+    assert rerun == [] and len(controller.state_dict().get("pending", [])) == 0
+    assert "trial 1: field 'cell'" in caplog.text and "trial 2: field 'cell'" in caplog.text
