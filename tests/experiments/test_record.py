@@ -409,7 +409,8 @@ def test_a_corrupt_record_is_named_and_left_out_when_the_controller_is_rebuilt(t
 
     config = load_experiment(write_tiny(tmp_path, controller={"name": "evolution", "population_size": 2, "sample_size": 2}))
     space, (good,) = _sample_cells(1, seed=5)
-    records = [TrialRecord(number=0, state=COMPLETE, cell=good.to_dict(), hash=good.hash, values={"accuracy": 0.5}),
+    records = [TrialRecord(number=0, state=COMPLETE, cell=good.to_dict(), hash=good.hash,
+                           values={"accuracy": 0.5}),
                TrialRecord(number=1, state=COMPLETE, cell={"nodes": [1, 2]}, hash="x", values={"accuracy": 0.9}),
                TrialRecord(number=2, state=RUNNING, cell={"width": "wide"}, hash="y")]
     controller, rerun = build_controller(config, space, records)
