@@ -407,7 +407,8 @@ def test_a_corrupt_record_is_named_and_left_out_when_the_controller_is_rebuilt(t
     from attnas.experiments.driver import build_controller
     from attnas.experiments.history import TrialRecord
 
-    config = load_experiment(write_tiny(tmp_path, controller={"name": "evolution", "population_size": 2, "sample_size": 2}))
+    evolution = {"name": "evolution", "population_size": 2, "sample_size": 2}
+    config = load_experiment(write_tiny(tmp_path, controller=evolution))
     space, (good,) = _sample_cells(1, seed=5)
     records = [TrialRecord(number=0, state=COMPLETE, cell=good.to_dict(), hash=good.hash,
                            values={"accuracy": 0.5}),
