@@ -31,7 +31,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
-from typing import Any
 
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
 from attnas.experiments.config import differentiable_settings
