@@ -32,8 +32,8 @@ import sys
 import time
 from dataclasses import replace
 
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
 from attnas.experiments.config import differentiable_settings
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
 from attnas.search_space import CellSpec, SearchSpace
 from attnas.search_space.errors import AttnasError
 
