@@ -39,7 +39,7 @@ MISTAKES = {
     "unknown controller": (dict(BASE, controller={"name": "evolutoin"}),
                            r"controller: controller 'evolutoin' is unknown \(did you mean 'evolution'\?\)"),
     "unknown controller setting": (dict(BASE, controller={"name": "evolution", "population": 5}),
-                                   r"controller 'evolution': unknown setting 'population' \(did you mean "
+                                   r"\.yaml: controller.population: unknown field \(did you mean "
                                    r"'population_size'\?\)"),
     "unknown evaluator field": (dict(BASE, evaluator={"epoch": 2}),
                                 r"evaluator.epoch: unknown field \(did you mean 'epochs'\?\)"),
