@@ -123,21 +123,15 @@ def search(experiment: str | os.PathLike | Mapping[str, Any], *, name: str | Non
     (default: RAY_ADDRESS, else Ray is started locally, or the Ray already initialised in this process is used).
     Raises `ConfigError` for a bad experiment and `RunExistsError` when the run folder already holds a search.
     """
-    import yaml
 
     from attnas.experiments.config import experiment_from_data, load_experiment, parse_duration
     from attnas.experiments.driver import run_search
     from attnas.experiments.launch import start_run
 
     if isinstance(experiment, Mapping):
-        data = dict(experiment)
-        config = experiment_from_data(data)
-        if config.space_path != config.space:  # a space file: the run's copy must find it from anywhere
-            data["space"] = str(Path(config.space_path).resolve())
-        text = yaml.safe_dump(data, sort_keys=False)
+        config = experiment_from_data(dict(experiment))
     else:
         config = load_experiment(str(experiment))
-        text = Path(experiment).read_text()
     if time is not None:
         try:
             parse_duration(time)
@@ -145,7 +139,7 @@ def search(experiment: str | os.PathLike | Mapping[str, Any], *, name: str | Non
             raise AttnasError(f"search(time=...): {error}, got {time!r}") from None
     budget = replace(config.budget, **{k: v for k, v in (("trials", trials), ("time", time)) if v is not None})
     config = replace(config, budget=budget, storage=storage or config.storage)
-    folder = start_run(config, experiment_text=text, name=name, runs_dir=runs_dir)
+    folder = start_run(config, name=name, runs_dir=runs_dir)
     run_search(config, folder, address=address, progress=progress)
     return Run(folder)
 

@@ -86,12 +86,12 @@ def unpatched_trial_list(run) -> float:
         def log_message(self, *args):
             pass
 
-    app = optuna_dashboard.wsgi(history.study._storage, artifact_store=artifact_store(run_artifact_dir(run)))
+    app = optuna_dashboard.wsgi(history.storage, artifact_store=artifact_store(run_artifact_dir(run)))
     server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        seconds, _ = fetch(f"http://127.0.0.1:{server.server_address[1]}/api/studies/{history.study._study_id}")
+        seconds, _ = fetch(f"http://127.0.0.1:{server.server_address[1]}/api/studies/{history.study_id}")
     finally:
         server.shutdown()
         server.server_close()
@@ -104,8 +104,8 @@ def replicate(run, total: int) -> int:
     from optuna_dashboard._note import get_note_from_system_attrs, note_ver_key, split_body
 
     history = run.history()
-    study, storage = history.study, history.study._storage
-    study_id = study._study_id
+    study, storage = history.study, history.storage
+    study_id = history.study_id
     sources = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     attrs = storage.get_study_system_attrs(study_id)
     notes = {t._trial_id: get_note_from_system_attrs(attrs, t._trial_id)["body"] for t in sources}
@@ -168,7 +168,7 @@ def main() -> None:
         server = DashboardServer(run.path, port=0).start()
         try:
             host, port = server.address
-            study_id = history.study._study_id
+            study_id = history.study_id
             cold_s, size = fetch(f"http://{host}:{port}/api/studies/{study_id}")
             warm_s, _ = fetch(f"http://{host}:{port}/api/studies/{study_id}")
             list_s, _ = fetch(f"http://{host}:{port}/api/studies")

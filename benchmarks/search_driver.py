@@ -19,7 +19,6 @@ import optuna
 import yaml
 
 from benchmarks.results import table, write_section
-from attnas.experiments.history import History
 from attnas.experiments.run_folder import create_run, open_run
 from attnas.search_space import load_space
 
@@ -93,7 +92,7 @@ def big_history(folder: Path, trials: int) -> str:
     run.experiment_file.write_text(yaml.safe_dump(config))
     run.space_file.write_text(Path("experiments/configs/spaces/default.yaml").read_text())
     space = load_space("default")
-    history = History(run.storage)
+    history = run.history(create=True)
     rng = np.random.default_rng(0)
     names, cards = space.vector_names(), space.vector_cardinalities()
     distributions = {n: optuna.distributions.CategoricalDistribution(list(range(c))) for n, c in zip(names, cards)}

@@ -6,7 +6,6 @@ the `Space` interface, never imports torch, and keeps no state that cannot be re
 from __future__ import annotations
 
 import abc
-import difflib
 import inspect
 import json
 import os
@@ -19,6 +18,7 @@ import numpy as np
 from attnas.controllers.objective import COMPLETE, Objective, check_state
 from attnas.search_space.errors import AttnasError
 from attnas.search_space.interface import Space
+from attnas.search_space.schema import unknown_key
 
 TrialId = Union[str, int]
 STATE_FORMAT = "attnas.controller"
@@ -276,10 +276,8 @@ def check_settings(cls: type[Controller], settings: Mapping[str, Any]) -> None:
              if p.kind is inspect.Parameter.KEYWORD_ONLY]
     for key in settings:
         if key not in valid:
-            hint = difflib.get_close_matches(key, valid, n=1)
-            raise AttnasError(f"controller {cls.name!r}: unknown setting {key!r}"
-                              + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                              + f"; valid settings: {', '.join(valid)}")
+            own = [name for name in valid if name not in ("space", "seed", "objective")]  # set by the experiment
+            raise AttnasError(f"{unknown_key(key, own, f'controller.{key}')} (controller {cls.name!r})")
 
 
 def whole_number(value: Any, minimum: int, name: str) -> int:

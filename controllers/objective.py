@@ -24,12 +24,12 @@ An infeasible trial therefore never outranks a feasible complete one, whatever i
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from attnas.search_space.errors import AttnasError
+from attnas.search_space.schema import unknown_key
 
 COMPLETE, FAILED, PRUNED = "complete", "failed", "pruned"
 TRIAL_STATES = (COMPLETE, FAILED, PRUNED)
@@ -182,9 +182,7 @@ def check_state(state: Any, *, where: str) -> str:
 def _check_fields(data: Mapping, allowed: tuple[str, ...], where: str) -> None:
     for key in data:
         if key not in allowed:
-            hint = difflib.get_close_matches(str(key), allowed, n=1)
-            raise AttnasError(f"{where}.{key}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                              + f"; expected one of: {', '.join(allowed)}")
+            raise AttnasError(unknown_key(key, allowed, f"{where}.{key}"))
 
 
 def _number(value: Any, where: str) -> float:

@@ -8,6 +8,7 @@ from typing import Any
 from attnas.evaluators.data.synthetic import DEFAULT_TASK
 from attnas.evaluators.data.video_folder import FrameSampling
 from attnas.search_space import AttnasError
+from attnas.search_space.schema import parse
 
 OPTIMIZERS = ("sgd", "adamw")
 # The quick-start proxy I3D for 3x16x16x16 clips: stem 1x3x3 (no temporal mixing) with spatial stride 2, then
@@ -121,25 +122,11 @@ class ProxyConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProxyConfig":
-        """Build from plain data (YAML/JSON), raising one line on unknown fields."""
-        data = dict(data)
-        data_fields = dict(data.pop("data", {}) or {})
-        sampling = data_fields.pop("sampling", None)
-        _check_fields(DataConfig, data_fields, "proxy config: data")
-        if sampling is not None and not isinstance(sampling, FrameSampling):
-            _check_fields(FrameSampling, sampling, "proxy config: data.sampling")
-            sampling = FrameSampling(**sampling)
-        data_config = DataConfig(**data_fields, **({"sampling": sampling} if sampling is not None else {}))
-        _check_fields(cls, data, "proxy config")
-        if "at" in data:
-            data["at"] = (data["at"],) if isinstance(data["at"], str) else tuple(data["at"])
-        return cls(data=data_config, **data)
-
-
-def _check_fields(cls: type, values: dict[str, Any], where: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise AttnasError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of "
-                          f"{', '.join(sorted(known))}")
+    def from_dict(cls, data: dict[str, Any] | None, *, where: str = "proxy config",
+                  path: str = "") -> "ProxyConfig":
+        """Build from plain data (YAML/JSON) with the one config parser (search_space.schema): types checked,
+        unknown keys refused with a did-you-mean, errors naming `where` and the dotted field. `at` may be one
+        placement name."""
+        if isinstance(data, dict) and isinstance(data.get("at"), str):
+            data = {**data, "at": [data["at"]]}
+        return parse(cls, data, where=where, path=path)

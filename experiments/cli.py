@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 from attnas.search_space.errors import AttnasError
 
@@ -69,11 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Continue a search: completed trials are kept, trials that were "
                                              "running restart from their last checkpoint.")
     resume.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _storage_flag(resume)
     _cluster_flags(resume)
     resume.set_defaults(run=_resume)
 
+    runs = commands.add_parser("list", help="the runs of a runs folder or of a database, with progress and best value",
+                               description="List runs: those under a runs folder (default runs/), or every run a "
+                                           "shared database holds (--storage).")
+    runs.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS", help="runs folder (default: runs)")
+    runs.add_argument("--storage", help="SQLAlchemy URL of a database shared by several runs")
+    runs.set_defaults(run=_list)
+
     status = commands.add_parser("status", help="progress of a search and a table of its best cells")
     status.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _storage_flag(status)
     status.add_argument("--top", type=_positive_int, default=10, help="how many cells to list (default 10)")
     status_format = status.add_mutually_exclusive_group()
     status_format.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -149,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _storage_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", help="a database shared by several runs: RUN is the name of a run in it (for a "
+                                          "run with no folder on this machine; see `attnas list --storage URL`)")
+
+
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto); default: "
                                           "RAY_ADDRESS, else start Ray locally")
@@ -193,21 +206,59 @@ def _search(args: argparse.Namespace) -> int:
     if args.storage:
         config = replace(config, storage=args.storage)
     if args.dry_run:
+        from attnas.experiments.config import controller_notes
         from attnas.experiments.plan import plan
 
-        print("\n".join(plan(config, check_data=not args.no_data_check).lines()))
+        print("\n".join([*plan(config, check_data=not args.no_data_check).lines(), *controller_notes(config)]))
+        _check_cluster(config, args.address)
         return 0
-    run = start_run(config, experiment_text=Path(args.config).read_text(), name=args.name, runs_dir=args.runs_dir)
+    run = start_run(config, name=args.name, runs_dir=args.runs_dir)
     return _run(config, run, args)
+
+
+def _check_cluster(config, address: str | None) -> None:
+    """`--dry-run`: the per-trial resources against the cluster at `address` (or RAY_ADDRESS), else this machine."""
+    import os
+
+    from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, local_nodes, quiet_ray
+
+    if config.controller_name == "differentiable":
+        return
+    if address or os.environ.get("RAY_ADDRESS"):
+        import ray
+
+        quiet_ray()
+        init_ray(address)
+        try:
+            nodes = cluster_nodes()
+        finally:
+            ray.shutdown()
+    else:
+        nodes = local_nodes()
+    check_resources(config.resources, nodes, where=config.source)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
-    from attnas.experiments.run_folder import open_run
+    from attnas.experiments.history import counted, to_rerun
+    from attnas.experiments.launch import keep_experiment
+    from attnas.experiments.run_folder import create_run, open_run
 
-    run = open_run(args.run_dir)
+    run = open_run(args.run_dir, storage=args.storage)
+    if not run.path.is_dir():  # a run of a shared database resumed on another machine: give it its folder here
+        run = create_run(run.study, root=run.path.parent, storage=run.storage)
     _restore_files(run)
-    config = _with_budget_flags(load_experiment(str(run.experiment_file)), args)
+    config = load_experiment(str(run.experiment_file))
+    overridden = _with_budget_flags(config, args)
+    if overridden != config:  # overrides are part of the run: the next resume keeps them
+        keep_experiment(run, overridden, space=run.space_file.read_text())
+        config = overridden
+    records = run.history().trials()
+    done = sum(1 for r in records if counted(r))
+    if config.budget.trials is not None and done >= config.budget.trials and not to_rerun(records):
+        print(f"run {run.name!r}: its budget of {config.budget.trials} trials is spent ({done} finished); extend "
+              f"it with `attnas resume {run.path} --trials N` (N > {done})", file=sys.stderr)
+        return 0
     return _run(config, run, args)
 
 
@@ -236,8 +287,20 @@ def _with_budget_flags(config, args: argparse.Namespace):
     return replace(config, budget=budget)
 
 
+def _objective_name(config) -> str:
+    from attnas.controllers.objective import Objective
+
+    objective = Objective.from_dict(config.objective)
+    return objective.metric if objective.tradeoff is None else f"reward ({objective.metric} x cost trade-off)"
+
+
 def _run(config, run, args: argparse.Namespace) -> int:
+    from attnas.experiments.config import controller_notes
     from attnas.experiments.driver import run_search
+    from attnas.experiments.summary import reference_name
+
+    for note in controller_notes(config):
+        print(note, file=sys.stderr)
 
     summary = run_search(config, run, address=args.address, progress=False if args.quiet else None)
     print(f"\nsearch {run.name!r}: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed "
@@ -246,17 +309,22 @@ def _run(config, run, args: argparse.Namespace) -> int:
 
     for line in report_skipped_videos(run):
         print(line)
+    if summary.interrupted:
+        print(f"attnas: the search stopped with {summary.interrupted} trials unfinished; `attnas resume {run.path}` "
+              "trains them again from their last checkpoint", file=sys.stderr)
     if summary.best is None:
         print("no trial completed; see the failure reasons with `attnas status " f"{run.path}`")
-        return 1
+        return 130 if summary.interrupted else 1
     best = summary.best
-    print(f"best cell {best.hash} (trial {best.number}): accuracy {best.value:.4f}")
+    reference = reference_name(best.hash)
+    print(f"best cell {best.hash} (trial {best.number}): {_objective_name(config)} {best.value:.4f}"
+          + (f"; it is the reference cell {reference!r}" if reference else ""))
     _print_cell(best.cell)
     print(f"\nrun folder: {run.path}\n  history: {run.storage}\n  Ray trials and TensorBoard logs: {run.ray_dir}")
     print(f"\nnext:\n  attnas export {run.path} --best -o best_cell.py   # standalone PyTorch module"
           f"\n  attnas status {run.path}"
           f"\n  attnas dashboard {run.path}                     # browse the history")
-    return 0
+    return 130 if summary.interrupted else 0
 
 
 # ----------------------------------------------------------------------------------------------------- status
@@ -266,13 +334,57 @@ def _status(args: argparse.Namespace) -> int:
     from attnas.experiments.run_folder import open_run
     from attnas.experiments.status import run_status
 
-    run = open_run(args.run_dir)
+    run = open_run(args.run_dir, storage=args.storage)
     status = run_status(run, run.history(), top=args.top)
     if args.json or args.csv:
         sys.stdout.write(status.to_json() + "\n" if args.json else status.to_csv())
     else:
         status.print_table(Console())
     return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from attnas.experiments.history import History, list_studies
+    from attnas.experiments.run_folder import list_runs
+
+    if args.storage:
+        found = [(name, History(args.storage, create=False, study=name)) for name, _ in list_studies(args.storage)]
+    else:
+        found = [(run.path.name, run.history()) for run in list_runs(args.runs_dir)]
+    if not found:
+        print(f"no runs in {args.storage or args.runs_dir}")
+        return 0
+    for name, history in found:
+        print(_run_line(name, history))
+    return 0
+
+
+def _run_line(name: str, history) -> str:
+    """One run's name, trials finished of its budget, states, and best value."""
+    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, counted, to_rerun
+
+    records = history.trials()
+    finished = [r for r in records if counted(r)]
+    counts = [f"{sum(1 for r in finished if r.state == s)} {s}" for s in (COMPLETE, PRUNED, FAILED)]
+    counts.append(f"{sum(1 for r in records if r.state == RUNNING)} {RUNNING}")
+    unfinished = sum(1 for r in to_rerun(records) if r.state != RUNNING)
+    if unfinished:
+        counts.append(f"{unfinished} interrupted")
+    budget = _budget_of(history.metadata.get("experiment"))
+    best = history.best(1)
+    shown = f"best {history.objective.metric} {best[0].value:.4f} (trial {best[0].number}, {best[0].hash})" \
+        if best else "no complete trial"
+    return f"{name}: {len(finished)}{f'/{budget}' if budget else ''} trials ({', '.join(counts)}); {shown}"
+
+
+def _budget_of(experiment: str | None) -> int | None:
+    import yaml
+
+    try:
+        trials = (yaml.safe_load(experiment or "") or {}).get("budget", {}).get("trials")
+    except (yaml.YAMLError, AttributeError):
+        return None
+    return trials if isinstance(trials, int) else None
 
 
 def _print_cell(cell: dict) -> None:
@@ -293,6 +405,10 @@ def _export(args: argparse.Namespace) -> int:
     weights = weights_path(path)
     if path.suffix == ".py" and weights.exists():
         print(f"wrote {weights} (the trained weights: module.load_state_dict(torch.load('{weights}')))")
+    elif path.suffix == ".py":
+        print(f"attnas: warning: no trained weights written beside {path}: the trial's checkpoint is not in the "
+              "run folder (or --channels differs from the trained cell); the module starts untrained",
+              file=sys.stderr)
     return 0
 
 

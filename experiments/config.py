@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attnas.experiments.run_folder import check_run_name
-from attnas.experiments.schema import ConfigError, finite_positive, gpu_share, non_negative, parse, positive
+from attnas.search_space.schema import ConfigError, non_negative, parse, positive
 from attnas.search_space.errors import AttnasError
 from attnas.search_space.resources import space_names, space_path
 from attnas.search_space.yaml_io import load_yaml
@@ -69,8 +69,16 @@ class Budget:
 class Resources:
     """What one trial gets from Ray: CPUs, and GPUs (fractions share a GPU between trials)."""
 
-    cpus: float = field(default=1.0, metadata={"check": finite_positive})
-    gpus: float = field(default=0.0, metadata={"check": gpu_share})
+    cpus: float = field(default=1.0, metadata={"check": lambda v: _ray_quantity(v, allow_zero=False)})
+    gpus: float = field(default=0.0, metadata={"check": lambda v: _ray_quantity(v, allow_zero=True)})
+
+
+def _ray_quantity(value: float, *, allow_zero: bool) -> str | None:
+    # Ray counts resources in steps of 1/10000; a smaller positive amount would end in Ray's own traceback.
+    if value == 0 and allow_zero:
+        return None
+    return None if value >= 1e-4 else ("expected 0 or a number >= 0.0001" if allow_zero else
+                                       "expected a number >= 0.0001")
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,19 @@ class ExperimentConfig:
     def with_overrides(self, **changes: Any) -> "ExperimentConfig":
         return replace(self, **changes)
 
+    def resolved_yaml(self, *, space: str) -> str:
+        """This experiment as a run folder keeps it: every default filled in, command-line overrides written in,
+        the space named by `space` (a file beside it) and no storage (the run folder records that)."""
+        import dataclasses
+
+        import yaml
+
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
+        data.update(space=space, storage=None, budget=dataclasses.asdict(self.budget),
+                    resources=dataclasses.asdict(self.resources),
+                    early_stopping=dataclasses.asdict(self.early_stopping))
+        return yaml.safe_dump(data, sort_keys=False)
+
 
 def load_experiment(path: str) -> ExperimentConfig:
     """Read, validate and cross-check an experiment file; every problem is one `AttnasError` line."""
@@ -150,10 +171,11 @@ def validate_parts(config: ExperimentConfig) -> None:
         space = SearchSpace.from_yaml(config.space_path)
     except AttnasError as error:
         raise ConfigError(f"{where}: space: {error}") from None
-    objective = _prefixed(where, "objective", lambda: Objective.from_dict(config.objective, source="objective"))
-    if config.controller_name == "differentiable":  # a DARTS search, not a controller (experiments/differentiable.py)
-        from attnas.experiments.differentiable import differentiable_settings
+    from attnas.experiments.results import check_objective
 
+    objective = _prefixed(where, "objective", lambda: Objective.from_dict(config.objective, source="objective"))
+    check_objective(objective, where=where)
+    if config.controller_name == "differentiable":  # a DARTS search, not a controller (experiments/differentiable.py)
         differentiable_settings(config.controller_settings, space, where=where)
     else:
         _prefixed(where, "controller", lambda: create_controller(
@@ -179,6 +201,23 @@ def evaluator_config(evaluator: dict[str, Any], *, where: str):
     return custom
 
 
+def controller_notes(config: ExperimentConfig) -> list[str]:
+    """What the user should know about how the controller will behave under this budget (dry-run and search)."""
+    if config.controller_name != "bayesian" or config.budget.trials is None:
+        return []
+    import inspect
+
+    from attnas.controllers import get_controller
+
+    default = inspect.signature(get_controller("bayesian").__init__).parameters["initial_random"].default
+    initial = config.controller_settings.get("initial_random", default)
+    if isinstance(initial, int) and config.budget.trials <= initial:
+        return [f"note: controller bayesian samples its first initial_random={initial} cells at random, and the "
+                f"budget is {config.budget.trials} trials: this search is random search (raise budget.trials or "
+                "lower controller.initial_random)"]
+    return []
+
+
 def proxy_config(evaluator: dict[str, Any], *, where: str):
     """The experiment's `evaluator:` section as the evaluator's `ProxyConfig`, checked field by field."""
     from attnas.evaluators.config import ProxyConfig
@@ -188,11 +227,27 @@ def proxy_config(evaluator: dict[str, Any], *, where: str):
         raise ConfigError(f"{where}: evaluator.custom: this command needs the built-in proxy evaluator; a custom "
                           "evaluator runs in `attnas search` and `attnas.search` only")
     try:
-        return parse(ProxyConfig, evaluator, where=where, path="evaluator")
+        return ProxyConfig.from_dict(evaluator, where=where, path="evaluator")
     except ConfigError:
         raise
     except AttnasError as error:  # ProxyConfig's own cross-field checks
         raise ConfigError(f"{where}: evaluator: {str(error).removeprefix('proxy config: ')}") from None
+
+
+def differentiable_settings(settings: dict[str, Any], space, *, where: str):
+    """The `controller:` section (without `name`) as `DifferentiableConfig`, checked against the space."""
+    from attnas.evaluators.differentiable import DifferentiableConfig
+
+    try:
+        parsed = parse(DifferentiableConfig, settings, where=where, path="controller")
+    except ConfigError:
+        raise
+    except AttnasError as error:
+        raise ConfigError(f"{where}: controller: {str(error).removeprefix('differentiable search: ')}") from None
+    if parsed.width is not None and parsed.width not in space.widths:
+        raise ConfigError(f"{where}: controller.width: expected one of the space's widths {list(space.widths)}, "
+                          f"got {parsed.width!r}")
+    return parsed
 
 
 def _prefixed(where: str, section: str, build):

@@ -31,10 +31,9 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
-from typing import Any
 
+from attnas.experiments.config import differentiable_settings
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
-from attnas.experiments.schema import ConfigError, parse
 from attnas.search_space import CellSpec, SearchSpace
 from attnas.search_space.errors import AttnasError
 
@@ -43,29 +42,14 @@ FIGURE_ID = "attnas-architecture-weights"
 WEIGHTS_ATTR = "architecture_weights"
 
 
-def differentiable_settings(settings: dict[str, Any], space: SearchSpace, *, where: str):
-    """The `controller:` section (without `name`) as `DifferentiableConfig`, checked against the space."""
-    from attnas.evaluators.differentiable import DifferentiableConfig
-
-    try:
-        parsed = parse(DifferentiableConfig, settings, where=where, path="controller")
-    except ConfigError:
-        raise
-    except AttnasError as error:
-        raise ConfigError(f"{where}: controller: {str(error).removeprefix('differentiable search: ')}") from None
-    if parsed.width is not None and parsed.width not in space.widths:
-        raise ConfigError(f"{where}: controller.width: expected one of the space's widths {list(space.widths)}, "
-                          f"got {parsed.width!r}")
-    return parsed
-
-
 def run_differentiable(config, run, *, address: str | None = None, progress: bool | None = None):
     """Run (or restart) the differentiable search of `config` in `run`; returns the driver's `SearchSummary`."""
     import ray
 
     from attnas.experiments.config import proxy_config
     from attnas.experiments.dashboard import DashboardPublisher
-    from attnas.experiments.driver import init_ray, quiet_ray, summarize
+    from attnas.experiments.ray_session import init_ray, quiet_ray
+    from attnas.experiments.summary import summarize
 
     started_at = time.time()
     history = run.history(create=True)

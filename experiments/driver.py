@@ -3,57 +3,52 @@ evaluator (docs/design.md, "Search, history, dashboard").
 
 The driver is the only writer of the history. For every trial the searcher asks the controller for a cell, records
 a RUNNING trial in the study, receives each epoch's result (for the learning curve, and for ASHA), and on completion
-tells both the controller and the study. Trials that were running when a previous driver stopped (even by kill -9)
-are re-run first, from their last checkpoint, under the same trial number; completed trials are never re-run.
+tells both the controller and the study. Trials that were running when a previous driver was killed (kill -9) are
+re-run first, from their last checkpoint, under the same trial number; trials a driver closed as `interrupted` when
+it stopped (Ctrl-C, an error) are re-run from their checkpoint as new trials; completed trials are never re-run.
+After any exit but kill -9, no trial of the run is left running.
+
+Budget: `budget.trials` counts trials that finished (complete, pruned or failed), not the interrupted ones trained
+again nor starts a killed driver left half-written.
 """
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
-import warnings
-from dataclasses import dataclass
-from typing import Any
 
 from attnas.controllers import Controller, Observation, create_controller, get_controller
 from attnas.controllers.objective import Objective
 from attnas.experiments.config import ExperimentConfig, evaluator_config
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, TrialRecord, best_of
+from attnas.experiments.history import TrialRecord, counted, to_rerun
+from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, quiet_ray
 from attnas.experiments.run_folder import RunFolder
+from attnas.experiments.summary import SearchSummary, summarize
 from attnas.experiments.wording import duration, plural
 from attnas.search_space import SearchSpace
 from attnas.search_space.errors import AttnasError
 
-@dataclass(frozen=True)
-class SearchSummary:
-    """What a finished (or stopped) search leaves: counts, the best trial and the time it took."""
+log = logging.getLogger(__name__)
 
-    run: RunFolder
-    complete: int
-    failed: int
-    pruned: int
-    running: int
-    best: TrialRecord | None
-    wall_time_s: float
+__all__ = ["SearchSummary", "build_controller", "check_resources", "cluster_nodes", "init_ray", "quiet_ray",
+           "run_search", "summarize"]
 
 
 def build_controller(config: ExperimentConfig, space: SearchSpace,
                      records: list[TrialRecord]) -> tuple[Controller, list[TrialRecord]]:
-    """The controller rebuilt from the history's finished trials, and the trials that were left running."""
+    """The controller rebuilt from the history's finished trials, and the trials to train again (`to_rerun`)."""
     objective = Objective.from_dict(config.objective)
     settings = dict(config.controller_settings)
-    finished, interrupted = [], []
     for record in records:
         if record.unreadable:  # Optuna's own reader fails on it: no trial could be added to this study
             raise AttnasError(f"{record.problem}; a search cannot continue while its history holds text that is not "
                               "JSON (status, report and export still read the other trials)")
         if record.problem:  # a tampered or corrupt record: the controller learns from the others
             print(f"attnas: {record.problem}; left out of the controller's history", file=sys.stderr)
-            continue
-        if record.state == RUNNING:
-            interrupted.append(record)
-        else:
+    readable = [r for r in records if r.problem is None and _readable_cell(space, r)]
+    finished, interrupted = [], to_rerun(readable)
+    for record in readable:
+        if counted(record):
             values = {k: v for k, v in record.values.items()}
             finished.append(Observation(trial_id=record.attrs.get("ray_trial_id", f"history-{record.number}"),
                                         cell=space.from_data(record.cell), values=values, state=record.state))
@@ -71,6 +66,20 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     return controller, interrupted
 
 
+def _readable_cell(space: SearchSpace, record: TrialRecord) -> bool:
+    """Whether a trial's recorded cell reads as a cell of the space; a corrupt record is named and left out of the
+    controller's history (and not trained again), and the search goes on with the others."""
+    if record.attrs.get("half_written"):
+        return True  # closed on purpose without a cell; never read
+    try:
+        space.from_data(record.cell)
+    except AttnasError as error:
+        log.warning("trial %s: field 'cell': %s; the trial is left out of the controller's history",
+                    record.number, str(error)[:200])
+        return False
+    return True
+
+
 def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None = None,
                progress: bool | None = None) -> SearchSummary:
     """Run (or continue) the search `config` describes in `run`, until its budget is spent."""
@@ -79,19 +88,23 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
 
         return run_differentiable(config, run, address=address, progress=progress)
     started_at = time.time()
+    objective = Objective.from_dict(config.objective)
     history = run.history(create=True)
+    history.metric = objective.metric
+    history.set_metadata(objective=objective.to_dict())
+    history.recover()
     space = SearchSpace.from_yaml(str(run.space_file))
     records = history.trials()
     controller, interrupted = build_controller(config, space, records)
     evaluator = evaluator_config(config.evaluator, where=config.source)
     epochs = int(evaluator.epochs)
-    done = sum(1 for r in records if r.state != RUNNING)
+    done = sum(1 for r in records if counted(r))
     remaining = max(0, (config.budget.trials or 10**9) - done - len(interrupted))
     deadline = started_at + config.budget.seconds if config.budget.seconds else None
-    metric = "accuracy"
+    metric = objective.metric
 
     if len(interrupted) + remaining == 0:
-        return summarize(run, records, started_at)
+        return summarize(run, records, started_at, objective)
 
     import ray
     from ray import tune
@@ -105,10 +118,17 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     quiet_ray()
     owns_ray = not ray.is_initialized()
     init_ray(address)
+    try:
+        check_resources(config.resources, cluster_nodes(), where=config.source)
+    except AttnasError:
+        if owns_ray:
+            ray.shutdown()
+        raise
     publisher = DashboardPublisher.for_run(run, history)  # cell drawings, notes and figures for the dashboard
     searcher = ControllerSearcher(controller=controller, space=space, history=history,
                                   evaluator=config.evaluator, epochs=epochs, trials=remaining, deadline=deadline,
-                                  interrupted=interrupted, metric=metric, publisher=publisher)
+                                  interrupted=interrupted, objective=objective, publisher=publisher,
+                                  run_path=run.path)
     if config.early_stopping.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=config.early_stopping.grace_period,
                                   reduction_factor=config.early_stopping.reduction_factor, stop_last_trials=False)
@@ -132,14 +152,26 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
             callbacks=[reporter],
         ),
     )
+    stopped_by = "the search stopped before this trial finished"
     try:
         with reporter:
             tuner.fit()
+    except KeyboardInterrupt:
+        stopped_by = "the search was interrupted (Ctrl-C) before this trial finished"
+        raise
+    except Exception as error:
+        stopped_by = f"the search stopped on an error before this trial finished ({type(error).__name__})"
+        raise
     finally:
-        publisher.finish()
-        if owns_ray:
-            ray.shutdown()
-    return summarize(run, history.trials(), started_at)
+        searcher.close_open(f"{stopped_by}; `attnas resume` trains it again from its last checkpoint")
+        try:
+            publisher.finish()
+        finally:
+            if owns_ray:
+                ray.shutdown()
+    if searcher.fatal:
+        raise AttnasError(f"search {run.name!r} stopped: {searcher.fatal}")
+    return summarize(run, history.trials(), started_at, objective)
 
 
 def search_plan_line(config: ExperimentConfig, run: RunFolder, *, done: int, epochs: int) -> str:
@@ -153,44 +185,5 @@ def search_plan_line(config: ExperimentConfig, run: RunFolder, *, done: int, epo
             f"run folder {run.path}")
 
 
-def summarize(run: RunFolder, records: list[TrialRecord], started_at: float) -> SearchSummary:
-    """The `SearchSummary` of a run from its trial records."""
-    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, FAILED, PRUNED, RUNNING)}
-    best = best_of(records, 1)
-    return SearchSummary(run=run, complete=counts[COMPLETE], failed=counts[FAILED], pruned=counts[PRUNED],
-                         running=counts[RUNNING], best=best[0] if best else None,
-                         wall_time_s=time.time() - started_at)
-
-
 def _trial_folder(trial) -> str:
     return f"trial-{trial.config.get('number', 'x')}-{trial.trial_id}"
-
-
-def init_ray(address: str | None) -> None:
-    """Join the cluster at `address` (or RAY_ADDRESS), else start Ray locally; one-line error if unreachable."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.ERROR, "configure_logging": True}
-    address = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as error:
-        where = f"Ray cluster at {address}" if address else "a local Ray instance"
-        raise AttnasError(f"cannot connect to {where}: {str(error).splitlines()[0][:200]}") from None
-
-
-def quiet_ray() -> None:
-    """Keep Ray's own console output (banners, tips, per-trial tables) out of the user's way."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
-    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="ray")

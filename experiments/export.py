@@ -40,7 +40,7 @@ def export_trial(run_dir: str, *, trial: int | None, output: str, fmt: str | Non
         return path
     from attnas.cells.export import export, export_program
 
-    weights = trained_cell_weights(record)
+    weights = trained_cell_weights(record, run.checkpoint_folder(record.attrs.get("checkpoint")))
     trained_channels = int(weights["project.weight"].shape[0]) if weights else None
     if weights is not None and channels not in (None, trained_channels):
         weights = None  # the trial trained the cell for other channels: export the architecture alone
@@ -63,12 +63,11 @@ def weights_path(output: str | Path) -> Path:
     return Path(output).with_suffix(".pt")
 
 
-def trained_cell_weights(record) -> dict | None:
-    """The cell's weights as trained in the trial (first placement), from its last checkpoint; None if the
-    checkpoint is not on this machine."""
+def trained_cell_weights(record, folder: Path | None) -> dict | None:
+    """The cell's weights as trained in the trial (first placement), from its last checkpoint in `folder`; None if
+    the checkpoint is not on this machine."""
     from attnas.evaluators.checkpoint import checkpoint_path, model_weights
 
-    folder = record.attrs.get("checkpoint")
     if not folder or not checkpoint_path(folder).is_file():
         return None
     model = model_weights(folder)

@@ -9,8 +9,13 @@ Only the driver writes. Each attnas trial is one Optuna trial:
   latency, wall time, the node it ran on, the Ray trial id and its last checkpoint;
 - state: RUNNING while it trains, then COMPLETE, PRUNED (stopped early by ASHA) or FAIL.
 
-The study's own user attributes hold the experiment file and search space as text, so `resume`, `status` and
-`export` need nothing but the storage.
+The study is named after the run, so one database (a shared PostgreSQL server) holds many runs; its own user
+attributes hold the experiment file (as resolved), the search space and the objective as text, so `resume`, `status`
+and `export` need nothing but the storage and the run's name.
+
+A trial's start is one write (its cell and attributes are enqueued with it, then `ask` picks it up), so a driver
+killed at any moment leaves either no trial or a trial whose cell is known. Closing a trial first records the state
+it closes with (`closing`), then tells Optuna; a driver killed in between leaves a record the next one completes.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import optuna
 from optuna.trial import TrialState
 
+from attnas.experiments.optuna_tables import UNREADABLE
 from attnas.experiments.trial_params import categorical_params
 from attnas.search_space import CellSpec
 from attnas.search_space.errors import AttnasError, quoted
@@ -33,7 +39,7 @@ COMPLETE, FAILED, PRUNED, RUNNING = "complete", "failed", "pruned", "running"
 _TO_OPTUNA = {COMPLETE: TrialState.COMPLETE, FAILED: TrialState.FAIL, PRUNED: TrialState.PRUNED}
 _FROM_OPTUNA = {TrialState.COMPLETE: COMPLETE, TrialState.FAIL: FAILED, TrialState.PRUNED: PRUNED,
                 TrialState.RUNNING: RUNNING, TrialState.WAITING: RUNNING}
-STUDY_NAME = "attnas"
+STUDY_NAME = "attnas"  # the study of runs made before studies were named after their run
 METRIC_ATTRS = ("macs", "params", "latency_ms", "wall_time_s")
 
 
@@ -51,29 +57,37 @@ class TrialRecord:
     attrs: Mapping[str, Any] = field(default_factory=dict)
     problem: str | None = None  # what is damaged in the stored record (its fields are left out), see checked_attrs
     unreadable: tuple[str, ...] = ()  # fields whose stored text is not JSON: Optuna itself cannot load this trial
+    objective_value: float | None = None
 
     @property
     def value(self) -> float | None:
-        return self.values.get("accuracy")
+        """The trial's value in the study: the objective's reward for a complete trial, the last reported metric
+        for a pruned one (histories written before the objective was stored: the accuracy)."""
+        if self.objective_value is not None:
+            return self.objective_value
+        return self.values.get("accuracy") if self.state == COMPLETE else None
 
 
 class History:
     """Reads and writes a search's trials in an Optuna study (see the module docstring for the layout)."""
 
-    def __init__(self, storage: str, *, create: bool = True, metric: str = "accuracy"):
+    def __init__(self, storage: str, *, create: bool = True, metric: str = "accuracy", study: str = STUDY_NAME):
         self.storage_url = storage
         self.metric = metric
+        self.study_name = study
         if not create:
             _require_database_file(storage)
         try:
-            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage))
+            rdb = _open_storage(storage)
             if create:
-                self.study = optuna.create_study(storage=rdb, study_name=STUDY_NAME, direction="maximize",
+                self.study = optuna.create_study(storage=rdb, study_name=study, direction="maximize",
                                                  load_if_exists=True)
             else:
-                self.study = optuna.load_study(storage=rdb, study_name=STUDY_NAME)
+                self.study = optuna.load_study(storage=rdb, study_name=study)
+            self.storage = rdb
+            self.study_id = rdb.get_study_id_from_name(study)
         except KeyError:
-            raise AttnasError(f"{_redact(storage)}: holds no attnas history") from None
+            raise AttnasError(f"{_redact(storage)}: holds no attnas history named {study!r}") from None
         except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as error:
             raise AttnasError(f"{_redact(storage)}: cannot open the history storage ({_first_line(error)})") \
                 from None
@@ -83,6 +97,11 @@ class History:
                                   f"({_first_line(error)})") from None
             raise
         self._open: dict[int, optuna.trial.Trial] = {}
+
+    @staticmethod
+    def redacted(url: str) -> str:
+        """A storage URL without its password, for messages."""
+        return _redact(url)
 
     # ------------------------------------------------------------------------------------- study metadata
     def set_metadata(self, **values: Any) -> None:
@@ -100,11 +119,10 @@ class History:
         """Record a trial that starts now; returns its number (the N of `attnas export --trial N`). Its params are
         the cell's encoding as named categoricals (`choices`, see experiments/trial_params.py)."""
         params, distributions = categorical_params(encoding_names, encoding, cardinalities, choices)
-        if params:
-            self.study.enqueue_trial(params, skip_if_exists=False)
+        # One write holds the cell and every attribute (a WAITING trial); `ask` then picks exactly that trial up.
+        self.study.enqueue_trial(params, user_attrs={"cell": cell, "hash": cell_hash, "controller": controller,
+                                                     **attrs}, skip_if_exists=False)
         trial = self.study.ask(fixed_distributions=distributions)
-        for key, value in {"cell": cell, "hash": cell_hash, "controller": controller, **attrs}.items():
-            trial.set_user_attr(key, value)
         self._open[trial.number] = trial
         return trial.number
 
@@ -123,8 +141,10 @@ class History:
             trial.report(float(value), step=int(epoch))
 
     def finish(self, number: int, *, state: str, values: Mapping[str, float] | None = None,
-               reason: str | None = None, **attrs: Any) -> None:
-        """Close a trial as complete, pruned or failed, with its final values. Safe to call twice."""
+               reason: str | None = None, value: float | None = None, **attrs: Any) -> None:
+        """Close a trial as complete, pruned or failed, with its final values. A complete trial's value is `value`
+        (the objective's reward) or else its metric; a pruned one's is its last reported metric. Safe to call
+        twice."""
         if state not in _TO_OPTUNA:
             raise ValueError(f"unknown trial state {state!r}")
         values = dict(values or {})
@@ -138,15 +158,42 @@ class History:
         trial.set_user_attr("values", {k: float(v) for k, v in values.items() if _finite(v)})
         if reason:
             trial.set_user_attr("failure", reason[:2000])
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        metric = values.get(self.metric)
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        metric = values.get(self.metric) if value is None else value
         if state == COMPLETE and not _finite(metric):
             state, reason = FAILED, reason or f"no finite {self.metric} reported"
             trial.set_user_attr("failure", reason)
-        self.study.tell(number, float(metric) if state == COMPLETE else None, state=_TO_OPTUNA[state],
-                        skip_if_finished=True)
+        trial.set_user_attr("closing", {"state": state, "value": float(metric) if state == COMPLETE else None})
+        self.tell(number)
+
+    def tell(self, number: int) -> None:
+        """Tell Optuna the state (and value) a trial's `closing` attribute holds: the last step of `finish`, and
+        how a resume completes a close that a killed driver left half-done."""
+        closing = self._frozen(number).user_attrs.get("closing") or {}
+        state = closing.get("state", FAILED)
+        value = closing.get("value") if state == COMPLETE else None
+        self.study.tell(number, value, state=_TO_OPTUNA.get(state, TrialState.FAIL), skip_if_finished=True)
         self._open.pop(number, None)
+
+    def recover(self) -> list[int]:
+        """Repair what a driver killed mid-write left (called by the driver before it reads the history): a trial
+        enqueued but not yet picked up is picked up (it then counts as left running); a trial whose close was cut
+        short is closed as it was meant to be; a trial whose start lacks its cell (histories written before starts
+        were one write) is closed as failed with `half_written`, so it neither blocks a resume nor counts in the
+        budget. Returns the numbers closed as half-written."""
+        for _ in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            self.study.ask()
+        half_written = []
+        for record in self.trials([RUNNING]):
+            if isinstance(record.attrs.get("closing"), dict):
+                self.tell(record.number)
+            elif not record.cell or not record.hash:
+                self.finish(record.number, state=FAILED, half_written=True,
+                            reason="the driver was killed while this trial's start was being written; its cell is "
+                                   "unknown, so it was not trained")
+                half_written.append(record.number)
+        return half_written
 
     def _trial(self, number: int) -> optuna.trial.Trial:
         if number not in self._open:
@@ -154,25 +201,30 @@ class History:
         return self._open[number]
 
     def _frozen(self, number: int) -> optuna.trial.FrozenTrial:
-        storage = self.study._storage
-        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+        return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
 
     # --------------------------------------------------------------------------------------------- reading
     def trials(self, states: Iterable[str] | None = None) -> list[TrialRecord]:
         """Every trial (or those in `states`), oldest first."""
-        try:
-            rows = read_rows(self.study)
-        except Exception:  # an Optuna whose tables differ: its own reader is always right, only slower
-            rows = None
+        from attnas.experiments.optuna_tables import read_rows
+
+        rows = read_rows(self.storage, self.study_id)
         if rows is None:
             rows = [(t.number, t.state, t.value, t.user_attrs, t.intermediate_values, t.datetime_start,
                      t.datetime_complete) for t in self.study.get_trials(deepcopy=False)]
         records = [_record(*row[:5]) for row in rows]
         return records if states is None else [r for r in records if r.state in set(states)]
 
+    @property
+    def objective(self):
+        """The run's objective (`controllers.objective.Objective`) as stored at its start; accuracy by default."""
+        from attnas.controllers.objective import Objective
+
+        return Objective.from_dict(self.metadata.get("objective") or None)
+
     def best(self, count: int = 1) -> list[TrialRecord]:
-        """The `count` complete trials with the highest metric, best first."""
-        return best_of(self.trials([COMPLETE]), count)
+        """The `count` best complete trials under the run's objective, best first."""
+        return best_of(self.trials([COMPLETE]), count, objective=self.objective)
 
     def trial(self, number: int) -> TrialRecord:
         for record in self.trials():
@@ -181,13 +233,38 @@ class History:
         raise AttnasError(f"no trial {number} in this history (trials 0..{len(self.study.trials) - 1})")
 
 
-def best_of(records: Iterable[TrialRecord], count: int) -> list[TrialRecord]:
-    """The `count` complete, undamaged records with the highest metric, best first (earlier trials win ties)."""
+def counted(record: TrialRecord) -> bool:
+    """Whether a finished trial counts in the trial budget (not one closed as interrupted or half-written)."""
+    return record.state != RUNNING and not record.attrs.get("interrupted") and not record.attrs.get("half_written")
+
+
+def to_rerun(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Trials a resume trains again: left running by a killed driver, or closed as interrupted by a stopped one
+    and not trained again since."""
+    rerun_already = {r.attrs.get("rerun_of") for r in records}
+    return [r for r in records if r.state == RUNNING
+            or (r.attrs.get("interrupted") and r.number not in rerun_already)]
+
+
+def best_of(records: Iterable[TrialRecord], count: int, objective: Any = None) -> list[TrialRecord]:
+    """The `count` best complete, undamaged records, best first (earlier trials win ties): by `objective.rank`
+    (budgets first, then reward) when an objective is given, else by value."""
     complete = [r for r in records if r.state == COMPLETE and r.value is not None and r.problem is None]
-    return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
+    if objective is None:
+        return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
+    keys = {r.number: objective.rank(r.values, COMPLETE) for r in complete}
+    return sorted(complete, key=lambda r: (-keys[r.number][0], -keys[r.number][1], r.number))[:count]
 
 
-UNREADABLE = object()  # what `read_rows` puts for a user attribute whose stored JSON does not parse
+def list_studies(storage: str) -> list[tuple[str, int]]:
+    """(study name, number of trials) of every run a database holds, in creation order."""
+    try:
+        summaries = optuna.get_all_study_summaries(storage=storage, include_best_trial=False)
+    except Exception as error:  # SQLAlchemy's and Optuna's own errors: a bad URL, an unreachable server
+        raise AttnasError(f"{_redact(storage)}: cannot open the history storage ({_first_line(error)})") from None
+    return [(s.study_name, s.n_trials) for s in summaries]
+
+
 
 
 def _valid_cell(value: Any) -> bool:
@@ -227,53 +304,33 @@ def checked_attrs(number: int, attrs: Mapping[str, Any]) -> tuple[dict, str | No
 def _record(number: int, state: TrialState, value: float | None, attrs: dict, intermediate: dict) -> TrialRecord:
     unreadable = tuple(key for key, value in attrs.items() if value is UNREADABLE)
     attrs, problem = checked_attrs(number, attrs)
-    values = dict(attrs.get("values") or {})
+    values = attrs.get("values")
+    values = {k: v for k, v in values.items() if _finite(v)} if isinstance(values, dict) else {}
     curve = [intermediate[k] for k in sorted(intermediate)]
-    return TrialRecord(number=number, state=_FROM_OPTUNA.get(state, FAILED), cell=attrs.get("cell", {}),
-                       hash=attrs.get("hash", ""), values=values, curve=curve, reason=attrs.get("failure"),
-                       attrs=attrs, problem=problem, unreadable=unreadable)
+    cell = attrs.get("cell")
+    cell_hash = attrs.get("hash")
+    reason = attrs.get("failure")
+    return TrialRecord(number=number, state=_FROM_OPTUNA.get(state, FAILED),
+                       cell=cell if isinstance(cell, dict) else {},
+                       hash=cell_hash if isinstance(cell_hash, str) else "", values=values, curve=curve,
+                       reason=None if reason is None else str(reason), attrs=attrs,
+                       objective_value=float(value) if _finite(value) else None, problem=problem,
+                       unreadable=unreadable)
 
 
-def read_rows(study: optuna.Study) -> list[tuple] | None:
-    """(number, state, value, user attrs, intermediate values, start, complete) per trial, straight from the
-    tables of an RDB storage (just these columns: several times faster than Optuna's `get_trials` on a long
-    history, which also parses every parameter's distribution); None for other storages."""
-    import json
+def _open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at `url`. Several searches starting at once on a new shared database all create its
+    tables; the losers of that race see an integrity error and simply open the tables the winner made."""
+    import time
 
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
-
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps its RDBStorage in a caching layer
-    if not isinstance(backend, optuna.storages.RDBStorage):
-        return None
-    trials = models.TrialModel.__table__
-    values = models.TrialValueModel.__table__
-    attrs = models.TrialUserAttributeModel.__table__
-    steps = models.TrialIntermediateValueModel.__table__
-    mine = sa.select(trials.c.trial_id).where(trials.c.study_id == study._study_id)
-    with backend.engine.connect() as connection:
-        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
-                                            trials.c.datetime_start, trials.c.datetime_complete)
-                                  .where(trials.c.study_id == study._study_id).order_by(trials.c.number)).all()
-        objective = {r[0]: models.TrialValueModel.stored_repr_to_value(r[1], r[2]) for r in connection.execute(
-            sa.select(values.c.trial_id, values.c.value, values.c.value_type)
-            .where(values.c.objective == 0, values.c.trial_id.in_(mine)))}
-        user: dict[int, dict] = {}
-        for trial_id, key, value_json in connection.execute(
-                sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(attrs.c.trial_id.in_(mine))):
-            try:
-                user.setdefault(trial_id, {})[key] = json.loads(value_json)
-            except (TypeError, ValueError):  # a tampered or corrupt row: `checked_attrs` names it
-                user.setdefault(trial_id, {})[key] = UNREADABLE
-        curves: dict[int, dict] = {}
-        for trial_id, step, value, kind in connection.execute(
-                sa.select(steps.c.trial_id, steps.c.step, steps.c.intermediate_value,
-                          steps.c.intermediate_value_type).where(steps.c.trial_id.in_(mine))):
-            curves.setdefault(trial_id, {})[step] = \
-                models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
-    return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
-             complete) for trial_id, number, state, start, complete in rows]
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        except Exception as error:
+            if attempt == attempts - 1 or type(error).__name__ not in ("IntegrityError", "ProgrammingError"):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _require_database_file(storage: str) -> None:

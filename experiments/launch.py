@@ -1,4 +1,5 @@
-"""Starting a new search in a fresh run folder: the steps `attnas search` and `attnas.search` share."""
+"""Starting a new search in a fresh run folder: the steps `attnas search` and `attnas.search` share, and keeping the
+experiment as resolved in the run (so resume, status and export need nothing outside the folder or the database)."""
 from __future__ import annotations
 
 import os
@@ -13,18 +14,25 @@ class RunExistsError(AttnasError):
     """The run folder asked for already holds a search (continue it with resume, or pick another name)."""
 
 
-def start_run(config: ExperimentConfig, *, experiment_text: str, name: str | None = None,
+def start_run(config: ExperimentConfig, *, name: str | None = None,
               runs_dir: str | os.PathLike = "runs") -> RunFolder:
-    """A new run folder for `config` holding copies of its experiment and space files, recorded in the history."""
+    """A new run folder for `config` holding its experiment (as resolved) and space files, recorded in the
+    history."""
     name = name or config.name
     run = create_run(name, root=runs_dir, storage=config.storage)
     history = run.history(create=True)
     if history.trials():
         raise RunExistsError(f"{run.path} already holds a search with {len(history.trials())} trials; continue it "
                              f"with `attnas resume {run.path}` or pick another name")
-    space_text = Path(config.space_path).read_text()
-    run.experiment_file.write_text(experiment_text)
-    run.space_file.write_text(space_text)
-    history.set_metadata(experiment=experiment_text, space=space_text, name=name,
-                         controller=config.controller_name)
+    keep_experiment(run, config, space=Path(config.space_path).read_text())
+    history.set_metadata(name=name, controller=config.controller_name)
     return run
+
+
+def keep_experiment(run: RunFolder, config: ExperimentConfig, *, space: str) -> None:
+    """Write the experiment as resolved (overrides in, `space: space.yaml`) and the space into the run folder and
+    its history."""
+    experiment = config.resolved_yaml(space=run.space_file.name)
+    run.space_file.write_text(space)
+    run.experiment_file.write_text(experiment)
+    run.history(create=True).set_metadata(experiment=experiment, space=space)

@@ -105,7 +105,7 @@ def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
     trials = config.budget.trials
     controller = config.controller_name
     if controller == "differentiable":
-        from attnas.experiments.differentiable import differentiable_settings
+        from attnas.experiments.config import differentiable_settings
 
         search = differentiable_settings(config.controller_settings, space, where=config.source)
         epochs = search.epochs or evaluator.epochs

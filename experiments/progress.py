@@ -178,7 +178,7 @@ class SearchProgress(Callback):
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
         number = self.searcher.numbers.get(trial.trial_id)
         if number is not None and getattr(checkpoint, "path", None):
-            self.history.set_attrs(number, checkpoint=str(checkpoint.path))
+            self.history.set_attrs(number, checkpoint=self.searcher.checkpoint_attr(checkpoint.path))
 
     def _finished(self, trial: Any) -> None:
         if trial.trial_id in self.closed:

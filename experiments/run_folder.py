@@ -1,14 +1,17 @@
 """A run folder: where one search keeps its files.
 
     runs/<name>/
-      run.json        which storage holds the history (so `resume`, `status`, `export`, `dashboard` find it)
-      experiment.yaml the experiment file as it was when the search started
+      run.json        the run's study name, and its storage when that is not history.db beside it
+      experiment.yaml the experiment as resolved: `space: space.yaml`, command-line overrides (--trials, --time)
+                      written in; what `resume`, `status`, `export` and `report` read
       space.yaml      the search space as it was
       history.db      the Optuna study (default storage; any SQLAlchemy URL instead with --storage)
       ray/            Ray Tune's trial folders: results, checkpoints, TensorBoard event files
 
-The history is the source of truth; the copies of the experiment and space files are also stored in the study, so
-a run on PostgreSQL can be resumed from any machine that reaches the database.
+Every path inside is relative to the folder (the default history and the trials' checkpoints), so `cp -a` or `mv`
+of a run folder gives a working run, and a copy is independent of its original. The history is the source of truth;
+the experiment and space files are also stored in the study, so a run on PostgreSQL can be resumed from any machine
+that reaches the database. The study is named after the run (`study` in run.json), so one database holds many runs.
 """
 from __future__ import annotations
 
@@ -19,12 +22,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnas.experiments.history import History, sqlite_url
+from attnas.experiments.history import STUDY_NAME, History, sqlite_url
 from attnas.search_space.errors import AttnasError, quoted
 from attnas.search_space.yaml_io import read_text_file
 
 RUNS_ROOT = "runs"
 RUN_FILE = "run.json"
+HISTORY_FILE = "history.db"
 RUN_FILE_BYTES = 64 * 1024
 RUN_NAME_RULE = "1 to 100 letters, digits, '_', '-' or '.', starting with a letter or digit"
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -44,10 +48,11 @@ class RunNotFoundError(AttnasError):
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Paths of one run, and the storage URL of its history."""
+    """Paths of one run, the storage URL of its history and the name of its study there."""
 
     path: Path
     storage: str
+    study: str = STUDY_NAME
 
     @property
     def name(self) -> str:
@@ -65,40 +70,99 @@ class RunFolder:
     def space_file(self) -> Path:
         return self.path / "space.yaml"
 
+    def checkpoint_folder(self, recorded: str | None) -> Path | None:
+        """A trial's recorded checkpoint (relative to the run folder, or absolute in older runs) as a path here."""
+        return resolve_checkpoint(self.path, recorded)
+
     def history(self, *, create: bool = False) -> History:
-        return History(self.storage, create=create)
+        return History(self.storage, create=create, study=self.study)
 
 
 def create_run(name: str, *, root: str | os.PathLike = RUNS_ROOT, storage: str | None = None) -> RunFolder:
     """Make (or reuse, when it is the same run) the folder runs/<name>/ and record where its history lives."""
     path = Path(root).resolve() / check_run_name(name)
-    path.mkdir(parents=True, exist_ok=True)
-    storage = storage or sqlite_url(str(path / "history.db"))
+    if path.exists() and not path.is_dir():
+        raise AttnasError(f"{path}: exists and is not a folder; expected a run folder (pick another --name)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AttnasError(f"{path}: cannot create the run folder ({error.strerror})") from None
     existing = path / RUN_FILE
     if existing.exists():
         recorded = _read_run_file(existing)
         if recorded.get("storage") != storage:
             raise AttnasError(f"{path}: already holds a run whose history is elsewhere; use `attnas resume "
                               f"{path}` or another --name")
-    _write_json(existing, {"name": name, "storage": storage})
-    return RunFolder(path=path, storage=storage)
+        name = str(recorded.get("study", STUDY_NAME))
+    _write_json(existing, {"name": path.name, "study": name, "storage": storage})
+    return RunFolder(path=path, storage=storage or _local_history(path), study=name)
 
 
-def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT) -> RunFolder:
-    """The run given as a folder path or as a name under runs/; a one-line error if there is none."""
+def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT, storage: str | None = None) -> RunFolder:
+    """The run given as a folder path or as a name under runs/; a one-line error if there is none. With `storage`,
+    a run that has no folder here is the study of that name in that database (its folder would be runs/<name>)."""
     candidates = [Path(run), Path(root) / str(run)]
+    if storage is not None and not any((c / RUN_FILE).is_file() for c in candidates):
+        from attnas.experiments.history import list_studies
+
+        name = Path(str(run)).name
+        if name not in {study for study, _ in list_studies(storage)}:
+            raise RunNotFoundError(f"{run}: no run of that name in {History.redacted(storage)} (see `attnas list "
+                              "--storage URL`)")
+        return RunFolder(path=(Path(root) / name).resolve(), storage=storage, study=name)
     for candidate in candidates:
         run_file = candidate / RUN_FILE
         if run_file.is_file():
             recorded = _read_run_file(run_file)
+            folder = candidate.resolve()
             storage = recorded.get("storage")
-            if not isinstance(storage, str):
-                raise AttnasError(f"{run_file}: field 'storage': expected a storage URL")
-            return RunFolder(path=candidate.resolve(), storage=storage)
+            if storage is None or _is_own_history(storage, recorded):
+                storage = _local_history(folder)
+                if not (folder / HISTORY_FILE).is_file():
+                    raise AttnasError(f"{folder}: the run's history ({HISTORY_FILE}) is missing")
+            elif not isinstance(storage, str):
+                raise AttnasError(f"{run_file}: field 'storage': expected a storage URL or null")
+            study = recorded.get("study", STUDY_NAME)
+            if not isinstance(study, str) or not study:
+                raise AttnasError(f"{run_file}: field 'study': expected the run's study name")
+            return RunFolder(path=folder, storage=storage, study=study)
     if Path(run).exists():
         raise RunNotFoundError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
                                "`attnas search`")
     raise RunNotFoundError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
+
+
+def list_runs(root: str | os.PathLike) -> list[RunFolder]:
+    """The run folders directly under `root`, by name."""
+    folder = Path(root)
+    if not folder.is_dir():
+        raise AttnasError(f"{folder}: no such runs folder")
+    runs = []
+    for candidate in sorted(folder.iterdir()):
+        if (candidate / RUN_FILE).is_file():
+            try:
+                runs.append(open_run(candidate))
+            except AttnasError:
+                continue
+    return runs
+
+
+def resolve_checkpoint(run_path: Path | None, recorded: str | None) -> Path | None:
+    """A recorded checkpoint path on this machine: relative paths are inside the run folder `run_path`."""
+    if not recorded:
+        return None
+    path = Path(recorded)
+    return path if path.is_absolute() or run_path is None else run_path / path
+
+
+def _local_history(folder: Path) -> str:
+    return sqlite_url(str(folder / HISTORY_FILE))
+
+
+def _is_own_history(storage: object, recorded: dict) -> bool:
+    # run.json written before paths were relative: an absolute SQLite URL of the run's own history.db
+    return (isinstance(storage, str) and storage.startswith("sqlite:///")
+            and Path(storage.removeprefix("sqlite:///")).name == HISTORY_FILE and "study" not in recorded)
 
 
 def _read_run_file(path: Path) -> dict:

@@ -19,6 +19,7 @@ from attnas.experiments.dashboard.figures import REFERENCE_LABELS
 from attnas.experiments.dashboard.notes import si_units
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, TrialRecord, best_of
 from attnas.experiments.run_folder import RunFolder
+from attnas.experiments.summary import reference_name
 
 FIELDS = ("trial", "hash", "reference", "accuracy", "macs", "params", "latency_ms", "wall_time_s", "ops")
 FAILURES_SHOWN = 3
@@ -52,6 +53,7 @@ class RunStatus:
     top: int
     rows: list[StatusRow]
     failures: list[dict[str, Any]]
+    metric: str = "accuracy"  # what the value column holds: the objective's metric, or "reward" with a trade-off
     problems: list[str] = field(default_factory=list)  # damaged records, named (trial, field) and left out
 
     def to_json(self) -> str:
@@ -75,6 +77,7 @@ class RunStatus:
                                            else "")
         table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
         for column, width in COLUMNS:
+            column = {"acc": "acc" if self.metric == "accuracy" else self.metric[:6]}.get(column, column)
             table.add_column(column, justify="left" if column == "hash" else "right", width=width, no_wrap=True)
         used = sum(width for _, width in COLUMNS) + 2 * len(COLUMNS)  # one space either side of each column
         table.add_column("cell", no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - used))
@@ -100,16 +103,23 @@ def run_status(run: RunFolder, history: History, *, top: int) -> RunStatus:
     """The status of `run`: counts by state, its `top` best cells with the reference cells placed among them by
     accuracy, and the last few failures."""
     records = history.trials()
+    objective = history.objective
     counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
     references = load_references(history)
     by_hash = {r.hash: r.name for r in references if r.hash}
-    rows = [_trial_row(record, by_hash.get(record.hash)) for record in best_of(records, top)]
-    rows += [StatusRow(trial=None, hash=r.hash, reference=r.name, accuracy=r.accuracy, macs=r.macs, params=r.params,
-                       latency_ms=None, wall_time_s=None, ops="") for r in references]
-    rows.sort(key=lambda row: (-(row.accuracy or 0.0), row.trial is None, row.trial or 0))
+    rows = [_trial_row(record, by_hash.get(record.hash) or reference_name(record.hash))
+            for record in best_of(records, top, objective)]
+    # the trials stay in the objective's order; each reference cell goes before the first trial it beats
+    for reference in sorted(references, key=lambda r: -(r.accuracy or 0.0)):
+        at = next((i for i, row in enumerate(rows) if row.trial is not None
+                   and (row.accuracy or 0.0) < (reference.accuracy or 0.0)), len(rows))
+        rows.insert(at, StatusRow(trial=None, hash=reference.hash, reference=reference.name,
+                                  accuracy=reference.accuracy, macs=reference.macs, params=reference.params,
+                                  latency_ms=None, wall_time_s=None, ops=""))
     failures = [{"trial": r.number, "reason": r.reason} for r in records if r.state == FAILED][-FAILURES_SHOWN:]
     return RunStatus(run=run.name, path=str(run.path), storage=run.storage, counts=counts, top=top, rows=rows,
-                     failures=failures, problems=[r.problem for r in records if r.problem])
+                     failures=failures, metric=objective.metric if objective.tradeoff is None else "reward",
+                     problems=[r.problem for r in records if r.problem])
 
 
 def _trial_row(record: TrialRecord, reference: str | None) -> StatusRow:

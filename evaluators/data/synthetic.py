@@ -46,6 +46,7 @@ import numpy as np
 from attnas.evaluators.data.render import ObjectTracks, render
 from attnas.evaluators.data.sprites import SPLITS, get_sprites
 from attnas.search_space import AttnasError
+from attnas.search_space.schema import unknown_key
 
 MODES = ("spatial", "temporal", "spatiotemporal")
 # Ten well-separated RGB colours, one per class when a task's `class_colors` is set.
@@ -310,11 +311,10 @@ def create_task(name: str = DEFAULT_TASK, **fields: Any) -> SyntheticTask:
         raise AttnasError(f"unknown task {name!r}; expected one of {', '.join(sorted(TASKS))}")
     factory = TASKS[name]
     cls = OddOneOut if factory is _digits else factory
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise AttnasError(f"task {name}: unknown field(s) {', '.join(unknown)}; expected some of "
-                          f"{', '.join(sorted(known))}")
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    for key in fields:
+        if key not in known:
+            raise AttnasError(f"task {name}: {unknown_key(key, known, f'fields.{key}')}")
     if "modes" in fields:
         fields["modes"] = tuple(fields["modes"])
     return factory(**fields)

@@ -8,7 +8,8 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, checked_attrs, read_rows
+from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, checked_attrs
+from attnas.experiments.optuna_tables import read_rows, storage_of
 
 REFERENCES_ATTR = "references"
 REFERENCE_CELLS = ("none", "non_local", "double_attention")
@@ -54,10 +55,7 @@ def load_points(study: optuna.Study, *, fast: bool = True) -> list[TrialPoint]:
     faster than Optuna's `get_trials` on a long history; `fast=False`, any other storage, or an Optuna schema this
     code does not know takes Optuna's own path (the tests check both give the same points)."""
     if fast:
-        try:
-            rows = read_rows(study)
-        except Exception:  # an Optuna whose tables differ: its own reader is always right, only slower
-            rows = None
+        rows = read_rows(*storage_of(study))  # None when the fast reader does not apply
         if rows is not None:
             return _points(rows)
     return _points([(t.number, t.state, t.value, t.user_attrs, t.intermediate_values, t.datetime_start,

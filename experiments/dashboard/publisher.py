@@ -91,8 +91,8 @@ class DashboardPublisher:
 
     # --------------------------------------------------------------------------------------- the work
     def _frozen(self, number: int) -> optuna.trial.FrozenTrial:
-        storage = self.study._storage
-        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+        storage = self.history.storage
+        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.history.study_id, number))
 
     def _upload_drawing(self, number: int) -> None:
         trial = self._frozen(number)
@@ -104,13 +104,13 @@ class DashboardPublisher:
             path = Path(folder) / f"{DRAWING_PREFIX}{cell_hash}.svg"
             path.write_text(cell_svg(cell, title=f"trial {number}: cell {cell_hash}"))
             upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=trial,
-                            storage=self.study._storage, mimetype="image/svg+xml")
+                            storage=self.history.storage, mimetype="image/svg+xml")
 
     def _write_note(self, number: int) -> None:
         trial = self._frozen(number)
         artifact_id = drawing_id(trial)
         # The dashboard serves a trial's artifacts at this path; the note shows the drawing full size from it.
-        url = None if artifact_id is None else f"/artifacts/{self.study._study_id}/{trial._trial_id}/{artifact_id}"
+        url = None if artifact_id is None else f"/artifacts/{self.history.study_id}/{trial._trial_id}/{artifact_id}"
         note = trial_note(point_from_trial(trial), reason=trial.user_attrs.get("failure"), drawing_url=url)
         save_note(optuna.trial.Trial(self.study, trial._trial_id), note)
 

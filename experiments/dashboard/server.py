@@ -91,7 +91,7 @@ class DashboardServer:
 
         speedup.install()
         self.run, self.history = open_history(run_dir)
-        app = with_page_style(optuna_dashboard.wsgi(self.history.study._storage,
+        app = with_page_style(optuna_dashboard.wsgi(self.history.storage,
                                                     artifact_store=artifact_store(run_artifact_dir(self.run))))
         if not allow_writes:
             app = read_only(app)
@@ -114,7 +114,7 @@ class DashboardServer:
         """The dashboard page of the run's study."""
         host, port = self.address
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}/dashboard/studies/{self.history.study._study_id}"
+        return f"http://{shown}:{port}/dashboard/studies/{self.history.study_id}"
 
     def serve_forever(self) -> None:
         """Serve until `close` (from another thread) or Ctrl-C."""

@@ -24,8 +24,8 @@ def test_unknown_setting_is_named_with_valid_ones():
     with pytest.raises(AttnasError) as error:
         create_controller("evolution", space=NASBench201Space(), populaton_size=10)
     message = str(error.value)
-    assert "unknown setting 'populaton_size' (did you mean 'population_size'?)" in message
-    assert "valid settings: space, seed, objective, population_size, sample_size, mutation_attempts" in message
+    assert "controller.populaton_size: unknown field (did you mean 'population_size'?)" in message
+    assert "expected one of: population_size, sample_size, mutation_attempts (controller 'evolution')" in message
 
 
 def test_settings_are_validated_and_listed():

@@ -141,8 +141,10 @@ def test_glyphs_are_distinct():
 def test_unknown_names_and_fields_raise_listing_the_valid_ones():
     with pytest.raises(AttnasError, match="unknown task 'nope'.*odd_one_out"):
         create_task("nope")
-    with pytest.raises(AttnasError, match="unknown field.*colour"):
+    with pytest.raises(AttnasError, match=r"task match: fields.colour: unknown field; expected one of: channels"):
         create_task("match", colour=True)
+    with pytest.raises(AttnasError, match=r"fields.nois: unknown field \(did you mean 'noise'\?\)"):
+        create_task("match", nois=0.1)
     with pytest.raises(AttnasError, match="unknown sprite source"):
         get_sprites("emoji")
     with pytest.raises(AttnasError, match="split"):

@@ -39,7 +39,7 @@ MISTAKES = {
     "unknown controller": (dict(BASE, controller={"name": "evolutoin"}),
                            r"controller: controller 'evolutoin' is unknown \(did you mean 'evolution'\?\)"),
     "unknown controller setting": (dict(BASE, controller={"name": "evolution", "population": 5}),
-                                   r"controller 'evolution': unknown setting 'population' \(did you mean "
+                                   r"\.yaml: controller.population: unknown field \(did you mean "
                                    r"'population_size'\?\)"),
     "unknown evaluator field": (dict(BASE, evaluator={"epoch": 2}),
                                 r"evaluator.epoch: unknown field \(did you mean 'epochs'\?\)"),
@@ -99,3 +99,37 @@ def test_numbers_yaml_reads_as_strings_are_numbers(tmp_path):
     from attnas.experiments.config import proxy_config
 
     assert proxy_config(config.evaluator, where="x").lr == 0.001
+
+
+def test_one_parser_reads_the_evaluator_section_wherever_it_is_read(tmp_path):
+    """The experiment file and `ProxyConfig.from_dict` (trials, benchmarks) read the same text the same way: YAML
+    1.1's string "1e-3" is a number for both, an unknown key gets a did-you-mean from both."""
+    from attnas.evaluators.config import ProxyConfig
+    from attnas.experiments.config import proxy_config
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: lr\nspace: small\nevaluator: {lr: 1e-3, weight_decay: 5e-5}\n")
+    config = load_experiment(str(path))
+    assert proxy_config(config.evaluator, where="x").lr == 1e-3
+    assert ProxyConfig.from_dict({"lr": "1e-3", "weight_decay": "5e-5"}).lr == 1e-3
+    with pytest.raises(AttnasError, match=r"evaluator.data.sampling.fram: unknown field \(did you mean 'frames'\?\)"):
+        ProxyConfig.from_dict({"data": {"sampling": {"fram": 8}}}, where="exp.yaml", path="evaluator")
+
+
+def test_the_experiments_package_has_no_import_cycle():
+    """Every import in experiments/ (inside functions too): the config no longer reaches the driver through the
+    differentiable search (config -> differentiable -> driver -> config), nor the driver the differentiable search
+    and back."""
+    import ast
+
+    import networkx as nx
+
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    graph = nx.DiGraph()
+    for path in root.rglob("*.py"):
+        module = "attnas.experiments." + ".".join(path.relative_to(root).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("attnas.experiments"):
+                graph.add_edge(module, node.module)
+    assert list(nx.simple_cycles(graph)) == []

@@ -144,10 +144,11 @@ def test_speedup_gives_optuna_dashboards_own_answers(finished_run):
 
 def test_the_fast_history_reader_matches_optunas(finished_run):
     from attnas.experiments.dashboard.data import load_points
-    from attnas.experiments.history import read_rows
+    from attnas.experiments.optuna_tables import read_rows
 
-    study = finished_run.history().study
-    assert len(read_rows(study)) == TRIALS  # the fast path is taken, not its fallback
+    history = finished_run.history()
+    study = history.study
+    assert len(read_rows(history.storage, history.study_id)) == TRIALS  # the fast path is taken, not its fallback
     fast, slow = load_points(study), load_points(study, fast=False)
     assert len(fast) == TRIALS and fast == slow
     assert {p.state for p in fast} >= {"complete", "failed"} and all(p.cell for p in fast)

@@ -7,7 +7,7 @@ from attnas.experiments.config import load_experiment
 from attnas.experiments.differentiable import FIGURE_ID, WEIGHTS_ATTR
 from attnas.experiments.history import COMPLETE, PRUNED
 from attnas.experiments.run_folder import open_run
-from attnas.experiments.schema import ConfigError
+from attnas.search_space.schema import ConfigError
 from attnas.search_space import CellSpec, load_space
 from tests.experiments.tiny import write_tiny
 

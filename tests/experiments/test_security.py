@@ -289,10 +289,10 @@ def test_train_checks_its_output_before_training(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("resources, message", [
-    ({"cpus": float("inf")}, "resources.cpus: expected a finite positive number, got inf"),
-    ({"cpus": float("nan")}, "resources.cpus: expected a finite positive number, got nan"),
-    ({"gpus": 1.0e-300}, "resources.gpus: expected 0 or a finite number >= 0.0001"),
-    ({"gpus": float("inf")}, "resources.gpus: expected 0 or a finite number >= 0.0001"),
+    ({"cpus": float("inf")}, "resources.cpus: expected a finite number, got float inf"),
+    ({"cpus": float("nan")}, "resources.cpus: expected a finite number, got float nan"),
+    ({"gpus": 1.0e-300}, "resources.gpus: expected 0 or a number >= 0.0001"),
+    ({"gpus": float("inf")}, "resources.gpus: expected a finite number, got float inf"),
 ])
 def test_absurd_resources_are_refused_before_ray_starts(resources, message, tmp_path, capsys):
     config = write_tiny(tmp_path, resources=resources)
@@ -308,7 +308,7 @@ def test_reading_commands_never_create_storage(tmp_path, capsys):
                     ["report", str(run), "-o", str(tmp_path / "r.html")], ["resume", str(run)]):
         assert main(command) == 2, command
         err = capsys.readouterr().err
-        assert "history database" in err and "is missing" in err and len(err.strip().splitlines()) == 1
+        assert "history" in err and "is missing" in err and len(err.strip().splitlines()) == 1
         assert not (run / "history.db").exists(), f"`attnas {command[0]}` created an empty history"
 
 

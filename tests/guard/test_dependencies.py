@@ -11,9 +11,6 @@ from tests.guard.test_layering import REPOSITORY, import_graph
 
 # Imported only where a user asks for them, each behind a one-line error naming what to install.
 OPTIONAL = {"pandas": "Run.trials_dataframe", "psycopg2": "PostgreSQL storage (the postgres extra)"}
-# Declared by the branch that reads the history through one adapter (issue 15, `record`); the integrator removes
-# this entry after merging it.
-KNOWN_UNDECLARED = {"sqlalchemy"}
 
 
 def declared() -> set[str]:
@@ -31,7 +28,7 @@ def test_every_imported_library_is_declared():
         top = name.split(".")[0]
         if extra or not top or top in ("attnas", "__future__") or top in sys.stdlib_module_names:
             continue
-        if top in OPTIONAL or top in KNOWN_UNDECLARED:
+        if top in OPTIONAL:
             continue
         names = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
         if not names & declared():

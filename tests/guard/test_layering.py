@@ -9,7 +9,6 @@ import ast
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PACKAGES = ("search_space", "cells", "controllers", "evaluators", "experiments")
@@ -25,11 +24,6 @@ NO_TORCH = ("search_space", "controllers")
 # Import cycles that other branches of issue 15 break (evaluators/proxy.py <-> evaluators/pretrained.py, and
 # experiments/config.py -> differentiable.py -> driver.py -> config.py), by the modules they run through. The
 # integrator removes them from this list after merging those branches; the test then checks the cycles are gone.
-KNOWN_CYCLES = [
-    # trainable joins it through config (trainable -> config -> differentiable -> driver -> trainable)
-    {"attnas.experiments.config", "attnas.experiments.differentiable", "attnas.experiments.driver",
-     "attnas.experiments.trainable"},
-]
 
 
 def module_files() -> dict[str, Path]:
@@ -136,15 +130,8 @@ def import_cycles() -> list[set[str]]:
 
 
 def test_no_import_cycles():
-    cycles = [c for c in import_cycles() if not any(c <= known for known in KNOWN_CYCLES)]
+    cycles = import_cycles()
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(sorted(c)) for c in cycles)
-
-
-@pytest.mark.parametrize("known", KNOWN_CYCLES, ids=lambda c: "+".join(sorted(m.rsplit(".", 1)[1] for m in c)))
-def test_known_cycles_are_still_there(known):
-    """A reminder for the integrator: once the branch that breaks a known cycle is merged, this fails, and the
-    cycle leaves KNOWN_CYCLES (so that it cannot come back unnoticed)."""
-    assert any(c & known for c in import_cycles())
 
 
 def test_the_guard_sees_imports_inside_functions(tmp_path):
