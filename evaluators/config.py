@@ -5,8 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnas.evaluators.data.synthetic import DEFAULT_TASK
-from attnas.evaluators.data.video_folder import FrameSampling
+from attnas.evaluators.data.synthetic import DEFAULT_TASK, TASKS
+from attnas.evaluators.data.video_folder import LAYOUTS, FrameSampling
 from attnas.search_space import AttnasError
 from attnas.search_space.schema import parse
 
@@ -21,6 +21,13 @@ QUICKSTART_PROXY = {"stem_width": 16, "widths": (16, 32), "strides": ((1, 2, 2),
 SCHEDULES = ("onecycle", "cosine", "constant")
 AUGMENTATIONS = ("none", "flip")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _raise_first(checks: list[tuple[bool, str, str, Any]], section: str) -> None:
+    for ok, name, expected, value in checks:
+        if not ok:
+            raise AttnasError(f"{section}: {name} must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,16 @@ class DataConfig:
     video_annotations: str | None = None
     video_workers: int | None = None
     drop_empty_classes: bool = False
+
+    def __post_init__(self) -> None:
+        _raise_first([(self.video_root is not None or self.task in TASKS, "task", f"one of {', '.join(TASKS)}",
+                       self.task),
+                      (self.video_layout in LAYOUTS, "video_layout", f"one of {', '.join(sorted(LAYOUTS))}",
+                       self.video_layout),
+                      (self.train_size >= 1, "train_size", ">= 1", self.train_size),
+                      (self.validation_size >= 1, "validation_size", ">= 1", self.validation_size),
+                      (self.test_size >= 1, "test_size", ">= 1", self.test_size),
+                      (self.seed >= 0, "seed", ">= 0", self.seed)], "data")
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,15 @@ class ProxyConfig:
                   (self.epochs >= 1, "epochs", ">= 1", self.epochs),
                   (self.batch_size >= 1, "batch_size", ">= 1", self.batch_size),
                   (self.lr > 0, "lr", "> 0", self.lr),
+                  (0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum),
+                  (self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay),
+                  (0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)", self.label_smoothing),
+                  (self.eval_batch_size >= 1, "eval_batch_size", ">= 1", self.eval_batch_size),
+                  (self.latency_batch >= 1, "latency_batch", ">= 1", self.latency_batch),
+                  (self.seed >= 0 and self.pretrain_seed >= 0, "seed and pretrain_seed", ">= 0",
+                   min(self.seed, self.pretrain_seed)),
+                  (self.device in DEVICES or self.device.startswith("cuda:"), "device",
+                   f"one of {', '.join(DEVICES)} (or cuda:N)", self.device),
                   (0 <= self.warmup < 1, "warmup", "in [0, 1)", self.warmup),
                   (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
                   (self.repeats >= 1, "repeats", ">= 1", self.repeats),
@@ -113,9 +139,7 @@ class ProxyConfig:
                   (self.validation_subset >= 0, "validation_subset", ">= 0", self.validation_subset),
                   (self.augment in AUGMENTATIONS, "augment", f"one of {', '.join(AUGMENTATIONS)}", self.augment),
                   (self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)]
-        for ok, name, expected, value in checks:
-            if not ok:
-                raise AttnasError(f"proxy config: {name} must be {expected}, got {value!r}")
+        _raise_first(checks, "proxy config")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for logs, checkpoints and the history)."""

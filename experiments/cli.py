@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+MAX_CHANNELS = 65536  # an exported module's input channels; more would not allocate
+MAX_SAMPLES = 10_000  # `attnas space --sample`: a listing to read, not a data set
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="attnas", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Neural architecture search for spatiotemporal attention cells in video models.")
@@ -97,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("py", "yaml", "pt2"), default=None,
                         help="py: standalone module needing only torch; yaml: the cell spec; pt2: torch.export "
                              "program (default: from the file suffix of -o, else py)")
-    export.add_argument("--channels", type=_positive_int, help="input channels C of the exported module "
+    export.add_argument("--channels", type=_int_in(1, MAX_CHANNELS), help="input channels C of the exported module "
                                                                "(default: where the experiment inserts the cell)")
     export.add_argument("-o", "--output", required=True, help="file to write")
     export.set_defaults(run=_export)
@@ -118,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     space = commands.add_parser("space", help="size and summary of a search space; sample a few cells")
     space.add_argument("space", help="search-space YAML file, or a shipped space name (default, small)")
-    space.add_argument("--sample", type=_non_negative_int, default=3, metavar="N", help="cells to sample (default 3)")
-    space.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
+    space.add_argument("--sample", type=_int_in(0, MAX_SAMPLES), default=3, metavar="N",
+                       help=f"cells to sample (default 3, at most {MAX_SAMPLES})")
+    space.add_argument("--seed", type=_non_negative_int, default=0, help="seed for sampling (default 0)")
     space.set_defaults(run=_space)
 
     dashboard = commands.add_parser("dashboard", help="browse a search's history in optuna-dashboard (live while "
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                                                                "machine only; 0.0.0.0 exposes it to the network)")
-    dashboard.add_argument("--port", type=_non_negative_int, default=8080, help="port (default 8080; 0: any free)")
+    dashboard.add_argument("--port", type=_int_in(0, 65535), default=8080, help="port (default 8080; 0: any free)")
     dashboard.add_argument("--allow-writes", action="store_true", help="let the browser change the history "
                            "(delete the study, edit notes, upload artifacts); default: read-only")
     dashboard.set_defaults(run=_dashboard)
@@ -185,6 +190,17 @@ def _run_name(text: str) -> str:
         return check_run_name(text, where="--name")
     except AttnasError as error:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--name: ")) from None
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: a whole number from `low` to `high`."""
+    def parse(text: str) -> int:
+        value = _non_negative_int(text) if low >= 0 else int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {value}")
+        return value
+
+    return parse
 
 
 def _non_negative_int(text: str) -> int:

@@ -105,7 +105,7 @@ class ExperimentConfig:
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     storage: str | None = None
     retries: int = field(default=1, metadata={"check": non_negative})
-    seed: int = 0
+    seed: int = field(default=0, metadata={"check": non_negative})
     source: str = field(default="<experiment>", compare=False)
 
     @property

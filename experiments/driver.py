@@ -39,10 +39,8 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     """The controller rebuilt from the history's finished trials, and the trials to train again (`to_rerun`)."""
     objective = Objective.from_dict(config.objective)
     settings = dict(config.controller_settings)
+    refuse_unreadable(records)
     for record in records:
-        if record.unreadable:  # Optuna's own reader fails on it: no trial could be added to this study
-            raise AttnasError(f"{record.problem}; a search cannot continue while its history holds text that is not "
-                              "JSON (status, report and export still read the other trials)")
         if record.problem:  # a tampered or corrupt record: the controller learns from the others
             print(f"attnas: {record.problem}; left out of the controller's history", file=sys.stderr)
     readable = [r for r in records if r.problem is None and _readable_cell(space, r)]
@@ -64,6 +62,15 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
         controller = create_controller(config.controller_name, space=space, seed=config.seed, objective=objective,
                                        **settings)
     return controller, interrupted
+
+
+def refuse_unreadable(records: list[TrialRecord]) -> None:
+    """A one-line error when a record holds text that is not JSON: Optuna's own reader fails on it, so no trial
+    could be added to (or repaired in) this study."""
+    for record in records:
+        if record.unreadable:
+            raise AttnasError(f"{record.problem}; a search cannot continue while its history holds text that is not "
+                              "JSON (status, report and export still read the other trials)")
 
 
 def _readable_cell(space: SearchSpace, record: TrialRecord) -> bool:
@@ -92,6 +99,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     history = run.history(create=True)
     history.metric = objective.metric
     history.set_metadata(objective=objective.to_dict())
+    refuse_unreadable(history.trials())
     history.recover()
     space = SearchSpace.from_yaml(str(run.space_file))
     records = history.trials()

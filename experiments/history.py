@@ -188,7 +188,7 @@ class History:
         for record in self.trials([RUNNING]):
             if isinstance(record.attrs.get("closing"), dict):
                 self.tell(record.number)
-            elif not record.cell or not record.hash:
+            elif record.problem is None and (not record.cell or not record.hash):
                 self.finish(record.number, state=FAILED, half_written=True,
                             reason="the driver was killed while this trial's start was being written; its cell is "
                                    "unknown, so it was not trained")

@@ -62,12 +62,16 @@ def check_placements(config: ExperimentConfig) -> None:
     depend on the clip size)."""
     import torch
 
-    from attnas.cells.backbones import create_backbone
+    from attnas.cells.backbones import BACKBONES, create_backbone
     from attnas.cells.insert import placements
 
     evaluator = proxy_config(config.evaluator, where=config.source)
-    with torch.device("meta"):
-        model = create_backbone(evaluator.backbone, **dict(evaluator.backbone_args))
+    try:
+        with torch.device("meta"):
+            model = create_backbone(evaluator.backbone, **dict(evaluator.backbone_args))
+    except AttnasError as error:
+        field = "backbone" if evaluator.backbone not in BACKBONES else "backbone_args"
+        raise AttnasError(f"{config.source}: field 'evaluator.{field}': {error}") from None
     known = placements(model)
     for name in evaluator.at:
         if name not in known:

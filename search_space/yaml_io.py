@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import Any, Mapping
 
@@ -10,6 +11,40 @@ import yaml
 from attnas.search_space.errors import SpecError
 
 MAX_YAML_BYTES = 1 << 20
+# Values a document may expand to through its aliases; a "billion laughs" file is a few lines that expand to 10^9.
+MAX_YAML_VALUES = 100_000
+_BASE_10_ONLY = {  # YAML 1.1 reads `1:30` as 90 (base 60); here it stays text, and the schema says what it expected
+    "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                                        r"|[-+]?0x[0-9a-fA-F_]+)$"),
+    "tag:yaml.org,2002:float": re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+                                          r"|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+                                          r"|\.(?:nan|NaN|NAN))$"),
+}
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, minus base-60 numbers, refusing a key written twice in one mapping (YAML keeps the
+    last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, _BASE_10_ONLY.get(tag, pattern)) for tag, pattern in resolvers]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
 def load_yaml(path_or_text: str | os.PathLike, *, source: str | None = None) -> tuple[Any, str]:
@@ -21,7 +56,7 @@ def load_yaml(path_or_text: str | os.PathLike, *, source: str | None = None) -> 
     if len(text) > MAX_YAML_BYTES:
         raise SpecError(f"{where}: {len(text)} bytes is too large for a YAML spec (at most {MAX_YAML_BYTES})")
     try:
-        return yaml.safe_load(text), where
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -30,6 +65,24 @@ def load_yaml(path_or_text: str | os.PathLike, *, source: str | None = None) -> 
         raise SpecError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
     except RecursionError:
         raise SpecError(f"{where}: YAML nested too deeply") from None
+    if "*" in text and _expanded_size(data, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise SpecError(f"{where}: its aliases expand to more than {MAX_YAML_VALUES:,} values; expected plain YAML")
+    return data, where
+
+
+def _expanded_size(data: Any, limit: int) -> int:
+    """How many values `data` holds counting each alias's target again where it is used, stopping past `limit`
+    (a recursive alias never ends)."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
 
 
 def dump_yaml(data: Any) -> str:

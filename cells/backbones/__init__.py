@@ -2,6 +2,7 @@
 and the small proxy I3D. `create_backbone(name, **kwargs)` builds one from the BACKBONES registry."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from torch import nn
@@ -27,7 +28,13 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
     """The backbone registered as `name`, built with its builder's keyword arguments (num_classes=400 by default)."""
     if name not in BACKBONES:
         raise CellBuildError(f"unknown backbone {name!r}; expected one of {', '.join(sorted(BACKBONES))}")
-    return BACKBONES[name](**kwargs)
+    builder = BACKBONES[name]
+    try:
+        inspect.signature(builder).bind(**kwargs)
+    except TypeError as error:
+        accepted = ", ".join(p for p in inspect.signature(builder).parameters if p != "kwargs")
+        raise CellBuildError(f"backbone {name!r}: {error}; its arguments: {accepted}") from None
+    return builder(**kwargs)
 
 
 __all__ = ["BACKBONES", "create_backbone", "VideoNet", "Stage", "ClassifierHead", "ConvNormAct", "ResUnit",

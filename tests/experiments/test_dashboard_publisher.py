@@ -130,13 +130,14 @@ class RecordingPublisher:
 @pytest.mark.slow
 def test_the_searcher_calls_the_publisher_and_does_not_pickle_it(history):
     from attnas.controllers import create_controller
+    from attnas.controllers.objective import Objective
     from attnas.experiments.searcher import ControllerSearcher
 
     space = load_space("small")
     publisher = RecordingPublisher()
     searcher = ControllerSearcher(controller=create_controller("random", space=space, seed=0), space=space,
                                   history=history, evaluator={}, epochs=1, trials=2, deadline=None, interrupted=[],
-                                  metric="accuracy", publisher=publisher)
+                                  objective=Objective.from_dict(None), publisher=publisher)
     config = searcher.suggest("t1")
     assert publisher.calls == [("started", config["number"])]
     searcher.on_trial_complete("t1", {"accuracy": 0.5, "epoch": 1})

@@ -17,6 +17,7 @@ import yaml
 from attnas.experiments.cli import main
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History
 from attnas.experiments.run_folder import open_run
+from attnas.experiments.trial_params import categorical_params
 from attnas.search_space import load_space
 from attnas.search_space.resources import space_path
 from tests.experiments.tiny import TINY, write_tiny
@@ -305,13 +306,14 @@ def test_resume_repairs_a_kill_at_each_history_write(tmp_path):
     history = run.history()
     [done] = history.trials()
     space, (enqueued, closed) = _sample_cells(2, seed=99)
-    names, cards = space.vector_names(), space.vector_cardinalities()
+    names, cards, choices = space.vector_names(), space.vector_cardinalities(), space.vector_choices()
     history.study.ask()  # a trial of an older driver, killed between its ask and its cell
-    history.study.enqueue_trial(dict(zip(names, (int(v) for v in space.encode_vector(enqueued)))),
-                                user_attrs={"cell": enqueued.to_dict(), "hash": enqueued.hash, "controller": "random"})
+    params, _ = categorical_params(names, [int(v) for v in space.encode_vector(enqueued)], cards, choices)
+    history.study.enqueue_trial(params, user_attrs={"cell": enqueued.to_dict(), "hash": enqueued.hash,
+                                                    "controller": "random"})
     number = history.start(cell=closed.to_dict(), cell_hash=closed.hash, controller="random",
                            encoding=[int(v) for v in space.encode_vector(closed)], encoding_names=names,
-                           cardinalities=cards)
+                           cardinalities=cards, choices=choices)
     history.report(number, 1, 0.4)
     history.report(number, 2, 0.5)
     history.set_attrs(number, values={"accuracy": 0.5}, closing={"state": COMPLETE, "value": 0.5})

@@ -49,10 +49,8 @@ def searched(tmp_path_factory):
 
 
 def copy_run(source: Path, target: Path) -> Path:
-    """The run folder copied (the user moved or duplicated it), its run file pointing at the copy's history."""
+    """The run folder copied (the user moved or duplicated it; a run folder is relocatable as it is)."""
     shutil.copytree(source, target)
-    (target / RUN_FILE).write_text(json.dumps({"name": target.name,
-                                               "storage": f"sqlite:///{target / 'history.db'}"}))
     return target
 
 
