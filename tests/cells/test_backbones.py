@@ -143,8 +143,9 @@ def test_kinetics_head_by_default():
 def test_unknown_backbone_lists_the_registry():
     with pytest.raises(CellBuildError, match="unknown backbone 'resnet18'.*i3d.*proxy_i3d.*resnet26"):
         create_backbone("resnet18")
-    with pytest.raises(TypeError):
-        create_backbone("resnet26", num_clases=10)  # typos are not swallowed
+    with pytest.raises(CellBuildError, match="backbone 'resnet26': got an unexpected keyword argument 'num_clases'; "
+                                             "its arguments: num_classes"):
+        create_backbone("resnet26", num_clases=10)  # typos are not swallowed: one line naming the valid arguments
 
 
 def test_placements_name_units_as_the_paper_does():

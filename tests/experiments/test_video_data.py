@@ -68,7 +68,7 @@ def test_dry_run_checks_the_root_the_layout_and_counts_every_split(tmp_path, cap
     assert code == 2 and "expected one folder per class" in err
     root = folder_dataset(tmp_path / "videos")
     code, _, err = dry_run(video_experiment(tmp_path, {"video_root": str(root), "video_layout": "ucf-101"}), capsys)
-    assert code == 2 and "unknown video layout 'ucf-101'" in err and "ucf101" in err
+    assert code == 2 and "video_layout must be one of" in err and "got 'ucf-101'" in err and "ucf101" in err
     write_video(root / "run" / "bad.mp4", 0).write_bytes(b"not a video at all" * 10)
     code, out, err = dry_run(video_experiment(tmp_path, {"video_root": str(root)}), capsys)
     assert code == 0, err
