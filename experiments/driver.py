@@ -39,8 +39,7 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     """The controller rebuilt from the history's finished trials, and the trials to train again (`to_rerun`)."""
     objective = Objective.from_dict(config.objective)
     settings = dict(config.controller_settings)
-    refuse_unreadable(records)
-    for record in records:
+    for record in records:  # run_search has refused unreadable records before reading these
         if record.problem:  # a tampered or corrupt record: the controller learns from the others
             print(f"attnas: {record.problem}; left out of the controller's history", file=sys.stderr)
     readable = [r for r in records if r.problem is None and _readable_cell(space, r)]
