@@ -19,6 +19,7 @@ from attnas.controllers.registry import CONTROLLERS, controller_settings
 from attnas.evaluators.config import ProxyConfig
 from attnas.evaluators.custom import CustomEvaluatorConfig
 from attnas.evaluators.differentiable import DifferentiableConfig
+from attnas.evaluators.simulated import SimulatedEvaluatorConfig
 from attnas.experiments.config import ExperimentConfig
 from attnas.experiments.schema import expectation
 
@@ -31,7 +32,8 @@ MEANINGS = {
     "space": "a shipped search space (`default`, `small`) or a search-space YAML file, relative to this file",
     "controller": "`name:` one of the controllers below, plus that controller's settings",
     "objective": "what the search maximises; see *Objective forms*",
-    "evaluator": "how a trial scores a cell: the built-in proxy trainer's settings, or `custom:` a user's evaluator",
+    "evaluator": "how a trial scores a cell: the built-in proxy trainer's settings, `custom:` a user's evaluator, "
+                 "or `kind: simulated`",
     "budget": "when the search stops",
     "budget.trials": "number of trials (null: no limit)",
     "budget.time": "wall time such as 600, `90s`, `10m`, `2h`; no new trial starts after it (null: no limit)",
@@ -109,6 +111,14 @@ MEANINGS = {
     "evaluator.custom.epochs": "epochs the evaluator reports; ASHA's max_t",
     "evaluator.custom.seed": "handed to the evaluator as `context.seed`",
     "evaluator.custom.settings": "anything; `context.settings` (a class gets them as keyword arguments)",
+    # the simulated evaluator (evaluators/simulated.py)
+    "evaluator.simulated.kind": "`simulated`: trials score cells by a fixed function instead of training",
+    "evaluator.simulated.epochs": "epochs each trial reports; ASHA's max_t",
+    "evaluator.simulated.epoch_seconds": "seconds each epoch sleeps (0: instant trials)",
+    "evaluator.simulated.seed": "which fixed random function of the cell's WL features is the score",
+    "evaluator.simulated.noise": "amplitude of the deterministic noise on every epoch's accuracy but the last",
+    "evaluator.simulated.costs": "report multiply-adds and parameters from the real cost model (false: never "
+                                 "imports torch on the workers)",
     # controllers
     "controller.random": "uniform samples of the space, never a cell twice; the reference the others are "
                          "measured against",
@@ -205,6 +215,7 @@ def documented_fields() -> list[str]:
     keys += [f"evaluator.{d}" for d, _, _ in rows(ProxyConfig, "")]
     keys += ["evaluator.custom"] + [f"evaluator.custom.{d}" for d, _, _ in rows(CustomEvaluatorConfig, "")
                                     if d != "custom"]
+    keys += [f"evaluator.simulated.{d}" for d, _, _ in rows(SimulatedEvaluatorConfig, "")]
     for name in [*CONTROLLERS, "differentiable"]:
         keys.append(f"controller.{name}")
         entries = rows(DifferentiableConfig, "") if name == "differentiable" else controller_rows(name)
@@ -242,6 +253,14 @@ def render() -> str:
         *table([("evaluator.custom", "a string", "required")]
                + [(f"evaluator.{d}", k, v) for d, k, v in rows(CustomEvaluatorConfig, "") if d != "custom"],
                meaning_key=lambda dotted: dotted.replace("evaluator.", "evaluator.custom.").removesuffix(".custom")),
+        "",
+        "## evaluator: the simulated evaluator",
+        "",
+        "With `kind: simulated` trials train nothing: each reports, per epoch, a deterministic accuracy computed from "
+        "the cell (docs/design.md, *The simulated evaluator*), for scale tests and benchmarks of the search itself.",
+        "",
+        *table(rows(SimulatedEvaluatorConfig, "evaluator."),
+               meaning_key=lambda dotted: dotted.replace("evaluator.", "evaluator.simulated.")),
         "",
         "## controller: each controller's settings",
         "",

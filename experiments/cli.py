@@ -421,11 +421,22 @@ def _export(args: argparse.Namespace) -> int:
     weights = weights_path(path)
     if path.suffix == ".py" and weights.exists():
         print(f"wrote {weights} (the trained weights: module.load_state_dict(torch.load('{weights}')))")
+    elif path.suffix == ".py" and _scored_by_simulation(args.run_dir):
+        print(f"attnas: warning: no trained weights written beside {path}: the run used the simulated evaluator, "
+              "which trains nothing; the module starts untrained", file=sys.stderr)
     elif path.suffix == ".py":
         print(f"attnas: warning: no trained weights written beside {path}: the trial's checkpoint is not in the "
               "run folder (or --channels differs from the trained cell); the module starts untrained",
               file=sys.stderr)
     return 0
+
+
+def _scored_by_simulation(run_dir: str) -> bool:
+    from attnas.evaluators.simulated import is_simulated
+    from attnas.experiments.config import load_experiment
+    from attnas.experiments.run_folder import open_run
+
+    return is_simulated(load_experiment(str(open_run(run_dir).experiment_file)).evaluator)
 
 
 def _warn_unfinished(run_dir: str, number: int) -> None:

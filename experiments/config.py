@@ -181,13 +181,19 @@ def validate_parts(config: ExperimentConfig) -> None:
         _prefixed(where, "controller", lambda: create_controller(
             config.controller_name, space=space, seed=config.seed, objective=objective, **config.controller_settings))
     evaluator_config(config.evaluator, where=where)
+    if config.controller_name == "differentiable":  # its supernet trains with the proxy trainer, whatever else
+        proxy_config(config.evaluator, where=where)
 
 
 def evaluator_config(evaluator: dict[str, Any], *, where: str):
     """The experiment's `evaluator:` section: a user's evaluator (`custom: module:attr`, evaluators/custom.py,
-    checked to import, with the experiment file's folder on sys.path) or the proxy trainer's `ProxyConfig`."""
+    checked to import, with the experiment file's folder on sys.path), the simulated evaluator (`kind: simulated`,
+    evaluators/simulated.py) or the proxy trainer's `ProxyConfig`."""
     from attnas.evaluators.custom import CustomEvaluatorConfig, is_custom, load_evaluator
+    from attnas.evaluators.simulated import SimulatedEvaluatorConfig
 
+    if isinstance(evaluator, dict) and "kind" in evaluator and not is_custom(evaluator):
+        return parse(SimulatedEvaluatorConfig, evaluator, where=where, path="evaluator")
     if not is_custom(evaluator):
         return proxy_config(evaluator, where=where)
     custom = parse(CustomEvaluatorConfig, evaluator, where=where, path="evaluator")
@@ -222,10 +228,14 @@ def proxy_config(evaluator: dict[str, Any], *, where: str):
     """The experiment's `evaluator:` section as the evaluator's `ProxyConfig`, checked field by field."""
     from attnas.evaluators.config import ProxyConfig
     from attnas.evaluators.custom import is_custom
+    from attnas.evaluators.simulated import is_simulated
 
     if is_custom(evaluator):
         raise ConfigError(f"{where}: evaluator.custom: this command needs the built-in proxy evaluator; a custom "
                           "evaluator runs in `attnas search` and `attnas.search` only")
+    if is_simulated(evaluator):
+        raise ConfigError(f"{where}: evaluator.kind: this command needs the built-in proxy evaluator; the simulated "
+                          "evaluator runs in `attnas search`, `attnas.search` and `attnas evaluate` only")
     try:
         return ProxyConfig.from_dict(evaluator, where=where, path="evaluator")
     except ConfigError:

@@ -85,19 +85,23 @@ def placement_shape(run, spec: CellSpec) -> tuple[int, int, int, int]:
     from attnas.cells.insert import inserted_cells
     from attnas.evaluators.custom import is_custom
     from attnas.evaluators.proxy import ProxyEvaluator
+    from attnas.evaluators.simulated import cost_model, is_simulated
     from attnas.experiments.config import load_experiment, proxy_config
 
     config = load_experiment(str(run.experiment_file))
     if is_custom(config.evaluator):
         raise AttnasError(f"{run.path}: the run scored cells with a custom evaluator, so attnas does not know the "
                           "feature map the cell sees; pass --channels (channels=...) and export py or yaml")
-    evaluator = ProxyEvaluator(proxy_config(config.evaluator, where=config.source))
-    splits = evaluator.splits()
-    model = evaluator.build_model(spec, splits.num_classes, splits.clip_shape)
+    if is_simulated(config.evaluator):  # the cell sits where the simulated evaluator counted its costs
+        model, clip_shape = cost_model(spec)
+    else:
+        evaluator = ProxyEvaluator(proxy_config(config.evaluator, where=config.source))
+        splits = evaluator.splits()
+        model, clip_shape = evaluator.build_model(spec, splits.num_classes, splits.clip_shape), splits.clip_shape
     cell = next(iter(inserted_cells(model).values()))
     seen: list[tuple[int, ...]] = []
     handle = cell.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
     with torch.no_grad():
-        model.eval()(torch.zeros(1, *splits.clip_shape))
+        model.eval()(torch.zeros(1, *clip_shape))
     handle.remove()
     return seen[0][1:]

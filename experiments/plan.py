@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 from attnas.evaluators.custom import is_custom
+from attnas.evaluators.simulated import is_simulated
 from attnas.experiments.config import ExperimentConfig, evaluator_config, proxy_config
 from attnas.experiments.wording import plural
 from attnas.search_space import SearchSpace
@@ -43,14 +44,15 @@ class Plan:
                if self.gpus_per_trial else "CPU only")
         budget = " and ".join(x for x in (plural(self.trials, "trial") if self.trials else "",
                                           f"{self.time_limit_s:.0f} s" if self.time_limit_s else "") if x)
+        placed = f" with the cell at {', '.join(self.placements)}" if self.placements else ""
         return [
             f"experiment {self.name!r}: {self.controller} over space {self.space!r} ({self.space_cells} cells)",
             f"budget: {budget or 'unbounded'}; {plural(self.concurrency, 'trial')} at once, "
             f"{self.cpus_per_trial:g} CPU and {gpu}",
             f"cluster needs at least {self.cluster_cpus_needed:g} CPUs and {self.cluster_gpus_needed:g} GPUs free "
             f"to run {plural(self.concurrency, 'trial')} at once",
-            f"each trial: {self.backbone} with the cell at {', '.join(self.placements)}, "
-            f"{plural(self.epochs, 'epoch')} on {self.data}; early stopping: {self.early_stopping}",
+            f"each trial: {self.backbone}{placed}, {plural(self.epochs, 'epoch')} on {self.data}; "
+            f"early stopping: {self.early_stopping}",
             f"history: {self.storage}",
             *self.data_check,
         ]
@@ -84,7 +86,7 @@ def check_placements(config: ExperimentConfig) -> None:
 def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
     """The plan of `config` (already validated by `load_experiment`); raises when its placements do not exist.
     `check_data` also scans its video folder (raising AttnasError on what would fail every trial)."""
-    if not is_custom(config.evaluator):
+    if not is_custom(config.evaluator) and not is_simulated(config.evaluator):
         check_placements(config)
     space = SearchSpace.from_yaml(config.space_path)
     size = space.count(samples=2000)
@@ -93,6 +95,9 @@ def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
     data_check: tuple[str, ...] = ()
     if is_custom(config.evaluator):
         source, backbone, placements = f"the custom evaluator {evaluator.custom}", "(the custom evaluator's)", ()
+    elif is_simulated(config.evaluator):
+        source = f"simulated scores ({evaluator.epoch_seconds:g} s per epoch)"
+        backbone, placements = f"no model trained: the simulated evaluator (seed {evaluator.seed})", ()
     else:
         data = evaluator.data
         backbone, placements = evaluator.backbone, tuple(evaluator.at)

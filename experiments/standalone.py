@@ -49,8 +49,15 @@ def evaluate_cell(cell: str, *, config_path: str, seeds: int = 1, console: Conso
     """Score `cell` with the experiment's evaluator under `seeds` seeds; prints a table and returns the results."""
     from attnas.evaluators.proxy import ProxyEvaluator
 
+    from attnas.evaluators.simulated import is_simulated
+    from attnas.experiments.config import evaluator_config, load_experiment
+
     console = console or Console()
     spec = resolve_cell(cell)
+    config = load_experiment(config_path)
+    if is_simulated(config.evaluator):
+        return _evaluate_simulated(cell, spec, evaluator_config(config.evaluator, where=config.source), seeds,
+                                   console)
     settings = _evaluator_settings(config_path)
     results = []
     for offset in range(seeds):
@@ -71,6 +78,30 @@ def evaluate_cell(cell: str, *, config_path: str, seeds: int = 1, console: Conso
         top1 = [r.top1 for r in results]
         console.print(f"top1 mean {statistics.mean(top1):.4f} +/- {statistics.stdev(top1):.4f} "
                       f"over {len(top1)} seeds")
+    return results
+
+
+def _evaluate_simulated(cell: str, spec: CellSpec | None, settings, seeds: int, console: Console) -> list[dict]:
+    """`attnas evaluate` with the simulated evaluator: its curve and costs for each seed, at once (no sleeping)."""
+    from attnas.evaluators.simulated import accuracy_curve, cell_costs
+
+    if spec is None:
+        raise AttnasError(f"{cell}: the simulated evaluator scores cells; there is no score for the backbone alone")
+    costs = cell_costs(spec) if settings.costs else {}
+    results = []
+    for offset in range(seeds):
+        seeded = replace(settings, seed=settings.seed + offset)
+        curve = accuracy_curve(spec, seeded)
+        for epoch, accuracy in enumerate(curve, start=1):
+            console.print(f"  seed {seeded.seed} epoch {epoch}: simulated accuracy {accuracy:.4f}")
+        results.append({"seed": seeded.seed, "accuracy": curve[-1], "curve": curve, **costs})
+    table = Table(title=f"{cell} ({spec.hash}), simulated")
+    for column in ("seed", "accuracy", "MACs", "params"):
+        table.add_column(column, justify="right")
+    for result in results:
+        table.add_row(str(result["seed"]), f"{result['accuracy']:.4f}",
+                      *(f"{result[k]:,.0f}" if k in result else "-" for k in ("macs", "params")))
+    console.print(table)
     return results
 
 

@@ -1,4 +1,5 @@
-"""The Ray Tune trainable: one trial scores one cell with the proxy evaluator, on whatever the trial was given.
+"""The Ray Tune trainable: one trial scores one cell with the proxy evaluator, on whatever the trial was given (or
+with a user's evaluator, evaluators/custom.py, or the simulated one, evaluators/simulated.py, by the same rules).
 
 Each epoch but the last is reported to Tune with a checkpoint (so ASHA can stop weak cells, and a trial whose worker
 dies resumes elsewhere from it). The last epoch is reported once the evaluator has finished, together with the
@@ -21,12 +22,16 @@ def train_trial(config: dict) -> None:
     from ray import tune
 
     from attnas.evaluators.custom import is_custom
+    from attnas.evaluators.simulated import is_simulated
+
+    if is_custom(config["evaluator"]):
+        return train_custom_trial(config)
+    if is_simulated(config["evaluator"]):
+        return train_simulated_trial(config)
     from attnas.evaluators.proxy import ProxyEvaluator
     from attnas.experiments.config import proxy_config
     from attnas.search_space import CellSpec
 
-    if is_custom(config["evaluator"]):
-        return train_custom_trial(config)
     entered = time.perf_counter()
     device, threads, node = _trial_resources()
     settings = proxy_config(config["evaluator"], where="trial config")
@@ -134,6 +139,38 @@ def train_custom_trial(config: dict) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def train_simulated_trial(config: dict) -> None:
+    """The trainable for the simulated evaluator (`evaluator: {kind: simulated}`, evaluators/simulated.py): each
+    epoch but the last goes to Tune with the checkpoint folder, the last together with the final metrics. It never
+    imports torch unless the cell's costs are not cached yet, so hundreds of these fit on one machine."""
+    from ray import tune
+
+    from attnas.evaluators.simulated import SimulatedEvaluatorConfig, run_simulated
+    from attnas.experiments.schema import parse
+    from attnas.search_space import CellSpec
+
+    entered = time.perf_counter()
+    settings = parse(SimulatedEvaluatorConfig, config["evaluator"], where="trial config", path="evaluator")
+    node = _trial_node()
+    work = _working_folder(config)
+
+    def report(epoch: int, metrics: dict) -> None:
+        tune.report({**metrics, "epoch": epoch, "node": node}, checkpoint=tune.Checkpoint.from_directory(str(work)))
+
+    try:
+        try:
+            final = run_simulated(settings, CellSpec.from_dict(config["cell"]), work, report)
+        except Exception as error:  # noqa: BLE001 - e.g. a cell the cost model cannot build: this trial fails
+            reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
+            tune.report({"failed": 1, "failure": f"{type(error).__name__}: {reason}", "node": node})
+            return
+        elapsed = time.perf_counter() - entered
+        tune.report({**final, "epoch": settings.epochs, "node": node, "wall_time_s": elapsed, "trainable_s": elapsed},
+                    checkpoint=tune.Checkpoint.from_directory(str(work)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _trial_resources() -> tuple[str, int, str]:
     """The trial's device (a GPU when Ray gave it one), its CPU threads and the node it runs on."""
     import ray
@@ -144,7 +181,14 @@ def _trial_resources() -> tuple[str, int, str]:
     gpus = resources.get("GPU", 0)
     device = "cuda" if gpus and torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
     threads = max(1, int(resources.get("CPU", 1)))
-    return device, threads, f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
+    return device, threads, _trial_node()
+
+
+def _trial_node() -> str:
+    """The node the trial runs on, as the history records it (no torch: the simulated trial asks this alone)."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
 
 def _working_folder(config: dict) -> Path:

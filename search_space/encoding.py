@@ -104,11 +104,17 @@ class Encoding:
         return spec
 
     def wl_features(self, cell: CellSpec) -> dict[str, int]:
-        features = Counter({f"width={cell.width!r}": 1})
-        for hashes in cell.wl_node_hashes.values():
-            for iteration in range(WL_FEATURE_ITERATIONS + 1):
-                features[f"{iteration}:{hashes[iteration]}"] += 1
-        return dict(features)
+        return wl_features(cell)
+
+
+def wl_features(cell: CellSpec) -> dict[str, int]:
+    """The bag of WL subtree features of a cell (its width, then each vertex's hash at iterations 0..2): what
+    `SearchSpace.wl_features` gives the Bayesian controller, and the simulated evaluator scores, without a space."""
+    features = Counter({f"width={cell.width!r}": 1})
+    for hashes in cell.wl_node_hashes.values():
+        for iteration in range(WL_FEATURE_ITERATIONS + 1):
+            features[f"{iteration}:{hashes[iteration]}"] += 1
+    return dict(features)
 
 
 
