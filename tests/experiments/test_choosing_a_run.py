@@ -2,19 +2,25 @@
 takes RUN (status, resume, export, report, dashboard, references) also takes the start of one run's name, or
 --latest, through one resolver (experiments.run_folder.find_run). Real run folders, through `attnas`."""
 import json
+import re
+import shlex
 import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import yaml
 
-from attnas.experiments.cli import main
+from attnas.experiments.cli import EPILOG, build_parser, main
 from attnas.experiments.dashboard.synthetic import write_synthetic_history
 from attnas.experiments.history import History, sqlite_url
+from attnas.experiments.run_folder import create_run, find_run
+from attnas.search_space.errors import AttnasError
 from tests.experiments.tiny import TINY
 
 EARLY, LATE = "quickstart-20261203-101500", "quickstart-20261203-111500"
 RUN_COMMANDS = ("status", "resume", "export", "report", "dashboard", "references")
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +142,43 @@ def test_help_of_every_command_taking_a_run_documents_prefix_and_latest(command,
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--latest" in out and "the run that started last" in out and "the start of one run's name" in out
+
+
+def make_search_names(times):
+    """The run names `make search` gives at `times`, read from the Makefile's `--name PREFIX-$$(date +FORMAT)`."""
+    makefile = (REPOSITORY / "Makefile").read_text()
+    prefix, date_format = re.search(r"--name (\S+)-\$\$\(date \+([^)]+)\)", makefile).groups()
+    return [f"{prefix}-{time.strftime(date_format)}" for time in times]
+
+
+def example_commands():
+    """The `attnas COMMAND RUN ...` examples of the README's shell blocks and of `attnas --help`, for commands that
+    take a run (leaving out paths of the search study's own folders)."""
+    readme = (REPOSITORY / "README.md").read_text()
+    lines = [line for block in re.findall(r"```sh\n(.*?)```", readme, re.S) for line in block.splitlines()]
+    lines += EPILOG.splitlines()
+    commands = [shlex.split(line.split("#")[0]) for line in lines if line.strip().startswith("attnas ")]
+    return [words[1:] for words in commands if words[1] in RUN_COMMANDS and not any("/" in w for w in words[2:3])]
+
+
+def test_readme_and_help_examples_find_the_runs_make_search_makes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = make_search_names([datetime(2026, 12, 3, 9, 30)])[0]
+    create_run(first, root="runs").history(create=True)
+    commands = example_commands()
+    assert {words[0] for words in commands} == set(RUN_COMMANDS) - {"resume"}, commands
+    assert any("--latest" in words for words in commands) and any(words[1] == "quickstart" for words in commands)
+    parser = build_parser()
+    for words in commands:    # one run so far: a prefix and --latest both name it
+        args = parser.parse_args(words)
+        assert find_run(args.run_dir, latest=args.latest).name == first, words
+    second = make_search_names([datetime(2026, 12, 3, 11, 0)])[0]
+    create_run(second, root="runs").history(create=True)
+    for words in commands:    # a second `make search`: --latest is the new run, and a shared start is ambiguous
+        args = parser.parse_args(words)
+        if args.latest:
+            assert find_run(latest=True).name == second, words
+        else:
+            with pytest.raises(AttnasError, match=re.escape(f"{args.run_dir}: 2 runs start with that name ({first}, "
+                                                            f"{second})")):
+                find_run(args.run_dir)
