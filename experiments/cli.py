@@ -182,8 +182,8 @@ def _chosen_run(args: argparse.Namespace):
 
 
 def _storage_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", help="a database shared by several runs: RUN is the name of a run in it (for a "
-                                          "run with no folder on this machine; see `attnas list --storage URL`)")
+    parser.add_argument("--storage", help="a database shared by several runs: RUN (or --latest) is a run in it (for "
+                                          "a run with no folder on this machine; see `attnas list --storage URL`)")
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
