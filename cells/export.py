@@ -1,11 +1,13 @@
-"""Taking a cell away from attnas: `export` writes it as a standalone Python file (one nn.Module class, importing
-only torch), `export_program` as a torch.export program (.pt2) for deployment.
+"""Taking a cell away from attnas: `export` writes it as a standalone Python file (the cell's nn.Module class and a
+small class per op, importing only torch; it also compiles with torch.jit.script), `export_program` as a
+torch.export program (.pt2) for deployment.
 
-The standalone file is generated from the package-built cell: its layers are rebuilt with nn.ModuleDict so the
-state_dict keys are the same (`ops.<node key>.<layer>...`, `project.weight`, `norm.*`, see cells.cell), and each
-op's computation is the package's own pure function (`Operation.compute`), copied verbatim with inspect.getsource
-together with cells.ops.grouping. So the exported cell runs the same code, and weights trained with attnas load
-with strict=True.
+The standalone file is generated from the package-built cell: each op is a small class whose `forward` is the
+package op's own `forward`, copied verbatim with inspect.getsource together with cells.ops.grouping (see
+cells.ops.base for the rules that code keeps), and whose layers are rebuilt under the same names, so the state_dict
+keys are the same (`ops.<node key>.<layer>...`, `project.weight`, `norm.*`, see cells.cell). So the exported cell
+runs the same code, weights trained with attnas load with strict=True, and the module compiles with
+torch.jit.script.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from torch import nn
 
 from attnas.cells.cell import Cell, build
 from attnas.cells.errors import CellBuildError
-from attnas.cells.ops import grouping
+from attnas.cells.ops import OPS, grouping
 from attnas.search_space import INPUT, CellSpec
 
 FILE_HEADER = '''"""{title}
@@ -39,11 +41,22 @@ SPEC_HASH = {hash_literal}
 CHANNELS = {channels}
 '''
 
+OP_BASE = '''class Op(nn.Module):
+    """An op of the cell: its layers (registered under their names) and its options (attributes its forward reads)."""
+
+    def __init__(self, layers: dict, **options) -> None:
+        super().__init__()
+        for name, layer in layers.items():
+            self.add_module(name, layer)
+        for name, value in options.items():
+            setattr(self, name, value)'''
+
 
 def export(spec: CellSpec, path: str | Path, *, channels: int, class_name: str = "AttentionCell") -> Path:
     """Write `spec`, built for `channels` channels, as a standalone Python file holding the class `class_name`."""
-    if not class_name.isidentifier():
-        raise CellBuildError(f"export: class_name: expected a Python identifier, got {class_name!r}")
+    if not class_name.isidentifier() or class_name in _GENERATED_NAMES:
+        raise CellBuildError(f"export: class_name: expected a Python identifier other than "
+                             f"{', '.join(sorted(_GENERATED_NAMES))}, got {class_name!r}")
     cell = build(spec, channels)
     path = Path(path)
     path.write_text(render(cell, class_name=class_name))
@@ -74,6 +87,12 @@ def export_program(spec: CellSpec, path: str | Path, *, channels: int, example_s
 
 
 # -------------------------------------------------------------------------------------------------- code generation
+_GENERATED_NAMES = frozenset({"Op", "torch", "F", "nn", "SPEC_HASH", "CHANNELS", grouping.to_groups.__name__,
+                              grouping.from_groups.__name__, *(op.__name__ for op in OPS.values()),
+                              *(helper.__name__ for op in OPS.values() for helper in op.helpers)})
+"""Names the standalone file defines or imports besides the cell's class."""
+
+
 def render(cell: Cell, *, class_name: str) -> str:
     """The standalone source of a built cell."""
     spec = cell.spec
@@ -82,13 +101,23 @@ def render(cell: Cell, *, class_name: str) -> str:
                                 hash=_docstring_safe(spec.hash), hash_literal=repr(spec.hash),
                                 yaml=_docstring_safe(textwrap.indent(spec.to_yaml(), "    ")))
     functions = [grouping.to_groups, grouping.from_groups]
+    op_classes = []
     for op in cell.ops.values():
-        for function in (*type(op).helpers, type(op).compute):
-            if function not in functions:
-                functions.append(function)
-    sources = [textwrap.dedent(inspect.getsource(function)) for function in functions]
-    blocks = [header.rstrip("\n"), *(source.rstrip("\n") for source in sources), _class_source(cell, class_name)]
+        functions += [function for function in type(op).helpers if function not in functions]
+        if type(op) not in op_classes:
+            op_classes.append(type(op))
+    sources = [textwrap.dedent(inspect.getsource(function)).rstrip("\n") for function in functions]
+    blocks = [header.rstrip("\n"), *sources, OP_BASE, *map(_op_class_source, op_classes),
+              _class_source(cell, class_name)]
     return "\n\n\n".join(blocks) + "\n"
+
+
+def _op_class_source(op_class: type) -> str:
+    """The standalone class of an op: the package op's forward, verbatim, on the generated base class Op."""
+    summary = inspect.getdoc(op_class).split("\n\n")[0].replace("\n", "\n    ")
+    forward = textwrap.dedent(inspect.getsource(op_class.forward))
+    return (f'class {op_class.__name__}(Op):\n    """{_docstring_safe(summary)}"""\n\n'
+            + textwrap.indent(forward, "    ").rstrip("\n"))
 
 
 def _class_source(cell: Cell, class_name: str) -> str:
@@ -103,9 +132,10 @@ def _class_source(cell: Cell, class_name: str) -> str:
         "        self.ops = nn.ModuleDict()",
     ]
     for key, op in cell.ops.items():
-        lines.append(f"        self.ops[{key!r}] = nn.ModuleDict({{")
+        lines.append(f"        self.ops[{key!r}] = {type(op).__name__}({{")
         lines += [f"            {child!r}: {_module_code(module)}," for child, module in op.named_children()]
-        lines.append("        })")
+        options = "".join(f", {name}={value!r}" for name, value in op.options.items())
+        lines.append(f"        }}{options})")
     lines += [
         f"        self.project = {_module_code(cell.project)}",
         f"        self.norm = {_module_code(cell.norm)}",
@@ -114,16 +144,15 @@ def _class_source(cell: Cell, class_name: str) -> str:
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
         "        if x.dim() != 5:",
         '            raise ValueError(f"cell input: expected a 5-D (N, C, T, H, W) tensor, got shape '
-        '{tuple(x.shape)}")',
+        '{list(x.shape)}")',
         "        if x.shape[1] != self.channels:",
         '            raise ValueError(f"cell input: expected {self.channels} channels, got {x.shape[1]} '
-        '(shape {tuple(x.shape)})")',
+        '(shape {list(x.shape)})")',
     ]
     variable = {INPUT: "x", **{name: f"node_{name}" for name in cell.nodes}}
-    for name, (stored, op) in zip(cell.nodes, cell.ops.items()):
-        arguments = [f"self.ops[{stored!r}]", *(variable[source] for source in cell.sources[name])]
-        arguments += [f"{key}={value!r}" for key, value in op.options.items()]
-        lines.append(f"        {variable[name]} = {type(op).compute.__name__}({', '.join(arguments)})")
+    for name, stored in zip(cell.nodes, cell.ops):
+        arguments = ", ".join(variable[source] for source in cell.sources[name])
+        lines.append(f"        {variable[name]} = self.ops[{stored!r}]({arguments})")
     total = " + ".join(variable[name] for name in cell.output)
     lines.append(f"        return x + self.norm(self.project({total}))")
     return "\n".join(lines)

@@ -10,12 +10,14 @@ from attnas.search_space.errors import AttnasError
 
 EPILOG = """examples:
   attnas search experiments/configs/quickstart.yaml
-  attnas status quickstart
-  attnas export quickstart --best -o best_cell.py
+  attnas status --latest                 # the run that started last
+  attnas export quickstart --best -o best_cell.py   # the one run whose name starts with quickstart
   attnas evaluate non_local --config experiments/configs/quickstart.yaml
   attnas space default
-  attnas dashboard quickstart
-  attnas report quickstart -o report.html
+  attnas dashboard --latest
+  attnas report --latest -o report.html
+
+RUN is a run folder, a run name under runs/, or the start of one run's name; --latest is the run started last.
 """
 
 
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue a stopped search (even after kill -9)",
                                  description="Continue a search: completed trials are kept, trials that were "
                                              "running restart from their last checkpoint.")
-    resume.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _run_argument(resume, shared=True)
     _storage_flag(resume)
     _cluster_flags(resume)
     resume.set_defaults(run=_resume)
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(run=_list)
 
     status = commands.add_parser("status", help="progress of a search and a table of its best cells")
-    status.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _run_argument(status, shared=True)
     _storage_flag(status)
     status.add_argument("--top", type=_positive_int, default=10, help="how many cells to list (default 10)")
     status_format = status.add_mutually_exclusive_group()
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a trial's cell as a standalone PyTorch module, YAML or "
                                                 "torch.export program")
-    export.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _run_argument(export)
     which = export.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the best complete trial (the default)")
     which.add_argument("--trial", type=_non_negative_int, metavar="N", help="trial number N (see `attnas status`)")
@@ -129,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser("dashboard", help="browse a search's history in optuna-dashboard (live while "
                                                       "it runs)")
-    dashboard.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _run_argument(dashboard)
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                                                                "machine only; 0.0.0.0 exposes it to the network)")
     dashboard.add_argument("--port", type=_int_in(0, 65535), default=8080, help="port (default 8080; 0: any free)")
@@ -138,14 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.set_defaults(run=_dashboard)
 
     report = commands.add_parser("report", help="attnas's figures and the top cells in one self-contained HTML file")
-    report.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _run_argument(report)
     report.add_argument("--top", type=_positive_int, default=10, help="how many cells to show (default 10)")
     report.add_argument("-o", "--output", required=True, help="HTML file to write")
     report.set_defaults(run=_report)
 
     references = commands.add_parser("references", help="score the reference cells (backbone alone, non_local, "
                                                         "double_attention) with the run's evaluator, for the figures")
-    references.add_argument("run_dir", metavar="RUN", help="run folder, or run name under runs/")
+    _run_argument(references)
     references.add_argument("--cells", default="none,non_local,double_attention",
                             help="comma-separated reference cells (default: none,non_local,double_attention)")
     references.set_defaults(run=_references)
@@ -162,9 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_argument(parser: argparse.ArgumentParser, *, shared: bool = False) -> None:
+    """RUN, or --latest, for the commands that read or continue a run (experiments.run_folder.find_run resolves
+    them); `shared`: the command also takes --storage, where both look."""
+    where = "under runs/, or in the --storage database" if shared else "under runs/"
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("run_dir", metavar="RUN", nargs="?", help="run folder, run name, or the start of one run's "
+                                                                  f"name (e.g. quickstart-2026), {where}")
+    which.add_argument("--latest", action="store_true", help=f"the run that started last, {where}")
+
+
+def _chosen_run(args: argparse.Namespace):
+    """The run that RUN or --latest names."""
+    from attnas.experiments.run_folder import find_run
+
+    return find_run(args.run_dir, latest=args.latest, storage=getattr(args, "storage", None))
+
+
 def _storage_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", help="a database shared by several runs: RUN is the name of a run in it (for a "
-                                          "run with no folder on this machine; see `attnas list --storage URL`)")
+    parser.add_argument("--storage", help="a database shared by several runs: RUN (or --latest) is a run in it (for "
+                                          "a run with no folder on this machine; see `attnas list --storage URL`)")
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -258,9 +277,9 @@ def _resume(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
     from attnas.experiments.history import counted, to_rerun
     from attnas.experiments.launch import keep_experiment
-    from attnas.experiments.run_folder import create_run, open_run
+    from attnas.experiments.run_folder import create_run
 
-    run = open_run(args.run_dir, storage=args.storage)
+    run = _chosen_run(args)
     if not run.path.is_dir():  # a run of a shared database resumed on another machine: give it its folder here
         run = create_run(run.study, root=run.path.parent, storage=run.storage)
     _restore_files(run)
@@ -347,10 +366,9 @@ def _run(config, run, args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from attnas.experiments.run_folder import open_run
     from attnas.experiments.status import run_status
 
-    run = open_run(args.run_dir, storage=args.storage)
+    run = _chosen_run(args)
     status = run_status(run, run.history(), top=args.top)
     if args.json or args.csv:
         sys.stdout.write(status.to_json() + "\n" if args.json else status.to_csv())
@@ -413,10 +431,10 @@ def _print_cell(cell: dict) -> None:
 def _export(args: argparse.Namespace) -> int:
     from attnas.experiments.export import export_trial, weights_path
 
-    path = export_trial(args.run_dir, trial=args.trial, output=args.output, fmt=args.format,
-                        channels=args.channels)
+    run_dir = str(_chosen_run(args).path)
+    path = export_trial(run_dir, trial=args.trial, output=args.output, fmt=args.format, channels=args.channels)
     if args.trial is not None:
-        _warn_unfinished(args.run_dir, args.trial)
+        _warn_unfinished(run_dir, args.trial)
     print(f"wrote {path}")
     weights = weights_path(path)
     if path.suffix == ".py" and weights.exists():
@@ -472,7 +490,7 @@ def _train(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from attnas.experiments.dashboard.server import DashboardServer
 
-    server = DashboardServer(args.run_dir, host=args.host, port=args.port, allow_writes=args.allow_writes)
+    server = DashboardServer(_chosen_run(args).path, host=args.host, port=args.port, allow_writes=args.allow_writes)
     if server.warning:
         print(server.warning, file=sys.stderr, flush=True)
     print(f"optuna-dashboard for run {server.run.name!r}: {server.url}  (Ctrl-C to stop)", flush=True)
@@ -488,7 +506,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from attnas.experiments.dashboard.report import build_report
 
-    print(f"wrote {build_report(args.run_dir, args.output, top=args.top)}")
+    print(f"wrote {build_report(_chosen_run(args).path, args.output, top=args.top)}")
     return 0
 
 
@@ -498,7 +516,7 @@ def _references(args: argparse.Namespace) -> int:
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:
         raise UsageError("--cells: expected at least one reference cell name")
-    score_references(args.run_dir, cells=cells)
+    score_references(_chosen_run(args).path, cells=cells)
     return 0
 
 

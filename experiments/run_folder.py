@@ -1,7 +1,7 @@
 """A run folder: where one search keeps its files.
 
     runs/<name>/
-      run.json        the run's study name, and its storage when that is not history.db beside it
+      run.json        the run's study name, its storage when that is not history.db beside it, and when it started
       experiment.yaml the experiment as resolved: `space: space.yaml`, command-line overrides (--trials, --time)
                       written in; what `resume`, `status`, `export` and `report` read
       space.yaml      the search space as it was
@@ -12,6 +12,9 @@ Every path inside is relative to the folder (the default history and the trials'
 of a run folder gives a working run, and a copy is independent of its original. The history is the source of truth;
 the experiment and space files are also stored in the study, so a run on PostgreSQL can be resumed from any machine
 that reaches the database. The study is named after the run (`study` in run.json), so one database holds many runs.
+
+Commands name a run with `find_run`: a folder, a name under runs/, the one run whose name starts with what was given
+(`make search` names runs quickstart-DATE-TIME), or `--latest`, the run that started last.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from attnas.experiments.history import STUDY_NAME, History, sqlite_url
@@ -94,7 +98,10 @@ def create_run(name: str, *, root: str | os.PathLike = RUNS_ROOT, storage: str |
             raise AttnasError(f"{path}: already holds a run whose history is elsewhere; use `attnas resume "
                               f"{path}` or another --name")
         name = str(recorded.get("study", STUDY_NAME))
-    _write_json(existing, {"name": path.name, "study": name, "storage": storage})
+        started = recorded.get("started")
+    else:
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _write_json(existing, {"name": path.name, "study": name, "storage": storage, "started": started})
     return RunFolder(path=path, storage=storage or _local_history(path), study=name)
 
 
@@ -130,6 +137,74 @@ def open_run(run: str | os.PathLike, *, root: str | os.PathLike = RUNS_ROOT, sto
         raise RunNotFoundError(f"{run}: not an attnas run folder (no {RUN_FILE}); expected a folder made by "
                                "`attnas search`")
     raise RunNotFoundError(f"{run}: no such run (looked for {candidates[0]} and {candidates[1]})")
+
+
+class AmbiguousRunError(AttnasError):
+    """A run name that is the start of several runs' names."""
+
+
+def find_run(run: str | os.PathLike | None = None, *, latest: bool = False, root: str | os.PathLike = RUNS_ROOT,
+             storage: str | None = None) -> RunFolder:
+    """The run a command names: `run` as open_run takes it, else the one run under `root` (or, with `storage`, in
+    that database) whose name starts with `run`; with `latest`, the run there that started last. The one place
+    that resolves what a user typed for RUN."""
+    if latest:
+        return open_run(_latest_run(root, storage), root=root, storage=storage)
+    if run is None:
+        raise AttnasError("expected a run (a folder, a name or the start of one) or --latest")
+    try:
+        return open_run(run, root=root, storage=storage)
+    except RunNotFoundError as error:
+        prefix = str(run)
+        if not _RUN_NAME.fullmatch(prefix):  # a path: only whole names are looked up
+            raise
+        matches = [name for name in _run_names(root, storage) if name.startswith(prefix)]
+        if len(matches) > 1:
+            raise AmbiguousRunError(f"{prefix}: {len(matches)} runs start with that name ({', '.join(matches)}); "
+                                    "give more of it, or --latest") from None
+        if not matches:
+            raise RunNotFoundError(f"{error}, and no run's name starts with {prefix!r}") from None
+        return open_run(matches[0], root=root, storage=storage)
+
+
+def _run_names(root: str | os.PathLike, storage: str | None) -> list[str]:
+    """The names of the runs under `root`, or in `storage`, by name."""
+    if storage is not None:
+        from attnas.experiments.history import list_studies
+
+        return sorted(name for name, _ in list_studies(storage))
+    folder = Path(root)
+    if not folder.is_dir():
+        return []
+    return sorted(path.name for path in folder.iterdir() if (path / RUN_FILE).is_file())
+
+
+def _latest_run(root: str | os.PathLike, storage: str | None) -> str:
+    """The name of the run that started last: in `storage`, the study created last; under `root`, the run whose
+    run.json records the latest start (runs made before it was recorded: the file's modification time)."""
+    if storage is not None:
+        from attnas.experiments.history import list_studies
+
+        studies = list_studies(storage)
+        if not studies:
+            raise RunNotFoundError(f"--latest: {History.redacted(storage)} holds no runs yet")
+        return studies[-1][0]
+    names = _run_names(root, None)
+    if not names:
+        raise RunNotFoundError(f"--latest: no runs under {Path(root).resolve()} yet (start one with `attnas search "
+                               "CONFIG`)")
+    return max(names, key=lambda name: (_start_time(Path(root) / name / RUN_FILE), name))
+
+
+def _start_time(run_file: Path) -> float:
+    try:
+        started = _read_run_file(run_file).get("started")
+    except AttnasError:  # a damaged run.json: its command says so when the run is opened
+        started = None
+    try:
+        return datetime.fromisoformat(started).timestamp()
+    except (TypeError, ValueError):
+        return run_file.stat().st_mtime
 
 
 def list_runs(root: str | os.PathLike) -> list[RunFolder]:

@@ -7,8 +7,11 @@ reduction, descriptors, mode). One difference: `descriptors` is the number n of 
 distribute alike), where the spec gives gather a fraction of c; cells.cell.build converts it.
 
 An op module holds only standard torch layers (so its state_dict keys are plain and a standalone file can rebuild
-them with nn.ModuleDict), and its forward calls a pure function `compute(layers, *inputs, **options)` written with
-torch only. cells.export copies that function verbatim, so the exported cell runs exactly the package's code.
+them) and its options as plain attributes (`self.dim`, ...; `option_names` lists them). Its `forward` uses nothing
+else but torch, cells.ops.grouping and the op's `helpers`, in the Python that torch.jit.script compiles (annotated
+tensors, no keyword-only arguments, no f-string conversions such as `!r`; a layer that only some instances have is
+tested with `hasattr`, which TorchScript resolves when it compiles). cells.export copies `forward` verbatim into a
+standalone file, so the exported cell runs exactly the package's code, in Python or under TorchScript.
 """
 from __future__ import annotations
 
@@ -23,18 +26,18 @@ from attnas.search_space.vocabulary import get_operation
 class Operation(nn.Module):
     """An op of the vocabulary as a module.
 
-    Subclasses set `ports` (input ports in the order forward takes them), `compute` (a staticmethod: the pure
-    function forward calls, given this module as its layers) and `helpers` (other pure functions compute calls,
-    besides cells.ops.grouping), and fill `self.options` with the attributes compute takes.
+    Subclasses set `ports` (input ports in the order forward takes them), `option_names` (the attributes forward
+    reads, set in __init__) and `helpers` (other pure functions forward calls, besides cells.ops.grouping).
     """
 
     ports: tuple[str, ...] = ()
-    compute: Callable
+    option_names: tuple[str, ...] = ()
     helpers: tuple[Callable, ...] = ()
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.options: dict[str, Any] = {}
+    @property
+    def options(self) -> dict[str, Any]:
+        """The op's options by name, as its node's attributes give them."""
+        return {name: getattr(self, name) for name in self.option_names}
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items())

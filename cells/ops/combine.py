@@ -9,28 +9,24 @@ from torch import nn
 from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, positive_int
 
 
-def compute_combine(layers, a, b, *, mode: str):
-    """a + b or a * b, each first brought to the inner width by its projection (identity when already there)."""
-    a = layers.project_a(a)
-    b = layers.project_b(b)
-    return a * b if mode == "mul" else a + b
-
-
 class Combine(Operation):
     """Elementwise add or mul. A port whose map does not have `channels` channels (the cell input, when width is
     not 1) gets a 1x1x1 conv projection (`project_a` / `project_b`); the others pass through unchanged."""
 
     ports = ("a", "b")
-    compute = staticmethod(compute_combine)
+    option_names = ("mode",)
 
     def __init__(self, in_channels: int | Mapping[str, int], channels: int, *, mode: str = "add") -> None:
         super().__init__()
         name = "combine"
         ports = port_channels(name, in_channels, self.ports)
         positive_int(name, "channels", channels)
-        self.options = {"mode": choice(name, "mode", mode)}
+        self.mode = choice(name, "mode", mode)
         self.project_a = nn.Identity() if ports["a"] == channels else pointwise(ports["a"], channels)
         self.project_b = nn.Identity() if ports["b"] == channels else pointwise(ports["b"], channels)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return compute_combine(self, a, b, **self.options)
+        """a + b or a * b, each first brought to the inner width by its projection (identity when already there)."""
+        a = self.project_a(a)
+        b = self.project_b(b)
+        return a * b if self.mode == "mul" else a + b

@@ -16,27 +16,11 @@ from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, p
 from attnas.cells.ops.grouping import from_groups, to_groups
 
 
-def compute_gather(layers, x, *, dim: str):
-    """Eq. (4): G = phi(x) softmax(theta(x))^T, the softmax over each group's positions; (groups, c, n)."""
-    # phi and theta as one convolution: one pass over x, and one over its gradient, instead of two.
-    weight = torch.cat([layers.phi.weight, layers.theta.weight])
-    bias = torch.cat([layers.phi.bias, layers.theta.bias])
-    sizes = [layers.phi.out_channels, layers.theta.out_channels]
-    a, logits = to_groups(F.conv3d(x, weight, bias), dim).split(sizes, dim=1)
-    return a @ torch.softmax(logits, dim=-1).transpose(1, 2)
-
-
-def compute_distribute(layers, bag, x, *, dim: str):
-    """Eq. (5): Z = G softmax(rho(x)), the softmax over the n descriptors at each position; a (N, c, T, H, W) map."""
-    selection = torch.softmax(to_groups(layers.rho(x), dim), dim=1)
-    return from_groups(bag @ selection, dim, x.shape)
-
-
 class Gather(Operation):
     """A^2 step 1: layers phi (1x1x1 conv to `channels`) and theta (1x1x1 conv to `descriptors` maps)."""
 
     ports = ("x",)
-    compute = staticmethod(compute_gather)
+    option_names = ("dim",)
 
     def __init__(self, in_channels: int, channels: int, *, dim: str = "spatiotemporal", descriptors: int) -> None:
         super().__init__()
@@ -44,12 +28,20 @@ class Gather(Operation):
         in_channels = port_channels(name, in_channels, self.ports)["x"]
         positive_int(name, "channels", channels)
         positive_int(name, "descriptors", descriptors)
-        self.options = {"dim": choice(name, "dim", dim)}
+        self.dim = choice(name, "dim", dim)
         self.phi = pointwise(in_channels, channels)
         self.theta = pointwise(in_channels, descriptors)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return compute_gather(self, x, **self.options)
+        """Eq. (4): G = phi(x) softmax(theta(x))^T, the softmax over each group's positions; (groups, c, n)."""
+        # phi and theta as one convolution: one pass over x, and one over its gradient, instead of two.
+        weight = torch.cat([self.phi.weight, self.theta.weight])
+        phi_bias, theta_bias = self.phi.bias, self.theta.bias
+        assert phi_bias is not None and theta_bias is not None  # (types them as tensors for TorchScript)
+        bias = torch.cat([phi_bias, theta_bias])
+        sizes = [self.phi.out_channels, self.theta.out_channels]
+        a, logits = to_groups(F.conv3d(x, weight, bias), self.dim).split(sizes, dim=1)
+        return a @ torch.softmax(logits, dim=-1).transpose(1, 2)
 
 
 class Distribute(Operation):
@@ -57,7 +49,7 @@ class Distribute(Operation):
     of size `channels` (in_channels of port bag), gathered along the same `dim`."""
 
     ports = ("bag", "x")
-    compute = staticmethod(compute_distribute)
+    option_names = ("dim",)
 
     def __init__(self, in_channels: int | Mapping[str, int], channels: int, *, dim: str = "spatiotemporal",
                  descriptors: int) -> None:
@@ -69,8 +61,10 @@ class Distribute(Operation):
         if ports["bag"] != channels:
             raise CellBuildError(f"{name}: the bag's descriptors have {ports['bag']} channels, expected "
                                  f"channels={channels}")
-        self.options = {"dim": choice(name, "dim", dim)}
+        self.dim = choice(name, "dim", dim)
         self.rho = pointwise(ports["x"], descriptors)
 
     def forward(self, bag: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return compute_distribute(self, bag, x, **self.options)
+        """Eq. (5): Z = G softmax(rho(x)), softmax over the n descriptors at each position; a (N, c, T, H, W) map."""
+        selection = torch.softmax(to_groups(self.rho(x), self.dim), dim=1)
+        return from_groups(bag @ selection, self.dim, x.shape)

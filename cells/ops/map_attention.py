@@ -9,43 +9,13 @@ from attnas.cells.ops.base import Operation, choice, pointwise, port_channels, p
 from attnas.cells.ops.grouping import from_groups, to_groups
 
 
-def compute_map_attention(layers, x, *, dim: str, gate: str, pooling: str):
-    """w * v with v = v(x) and w from x: an MLP on pooled channels (dim channel) or a conv on pooled positions."""
-    v = layers.v(x)
-    if dim == "channel":
-        if pooling == "avg":
-            logits = layers.mlp(x.mean((2, 3, 4)))
-        elif pooling == "max":
-            logits = layers.mlp(x.amax((2, 3, 4)))
-        else:  # CBAM: one MLP shared by both poolings, summed
-            logits = layers.mlp(x.mean((2, 3, 4))) + layers.mlp(x.amax((2, 3, 4)))
-        if gate == "sigmoid":
-            weights = torch.sigmoid(logits)
-        else:  # times the channel count, so that uniform weights are 1
-            weights = torch.softmax(logits, dim=1) * logits.shape[1]
-        return v * weights[:, :, None, None, None]
-    if pooling == "avg":
-        pooled = x.mean(1, keepdim=True)
-    elif pooling == "max":
-        pooled = x.amax(1, keepdim=True)
-    else:  # CBAM: both poolings as two channels
-        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
-    logits = layers.conv(pooled)
-    if gate == "sigmoid":
-        weights = torch.sigmoid(logits)
-    else:  # softmax over each group's positions, times the group size, so that uniform weights are 1
-        grouped = to_groups(logits, dim)
-        weights = from_groups(torch.softmax(grouped, dim=-1) * grouped.shape[-1], dim, logits.shape)
-    return v * weights
-
-
 class MapAttention(Operation):
     """AttentionNAS map-based attention: layer v (1x1x1 conv to `channels`) and the weights' layers: `mlp`
     (in -> max(1, channels // reduction) -> channels, dim channel) or `conv` (pooled channels -> 1, kernel along dim).
     """
 
     ports = ("x",)
-    compute = staticmethod(compute_map_attention)
+    option_names = ("dim", "gate", "pooling")
 
     def __init__(self, in_channels: int, channels: int, *, dim: str = "spatiotemporal", gate: str = "sigmoid",
                  pooling: str = "avg", kernel: int = 1, reduction: int = 4) -> None:
@@ -53,8 +23,9 @@ class MapAttention(Operation):
         name = "map_attention"
         in_channels = port_channels(name, in_channels, self.ports)["x"]
         positive_int(name, "channels", channels)
-        self.options = {"dim": choice(name, "dim", dim), "gate": choice(name, "gate", gate),
-                        "pooling": choice(name, "pooling", pooling)}
+        self.dim = choice(name, "dim", dim)
+        self.gate = choice(name, "gate", gate)
+        self.pooling = choice(name, "pooling", pooling)
         self.v = pointwise(in_channels, channels)
         if dim == "channel":
             hidden = max(1, channels // positive_int(name, "reduction", reduction))
@@ -68,4 +39,34 @@ class MapAttention(Operation):
                                   padding=tuple(k // 2 for k in size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return compute_map_attention(self, x, **self.options)
+        """w * v with v = v(x) and w from x: an MLP on pooled channels (dim channel) or a conv on pooled positions."""
+        v = self.v(x)
+        pooling = self.pooling
+        # Only dim channel has an MLP, the other dims a conv; TorchScript resolves hasattr when it compiles, so it
+        # compiles only the branch whose layer this op has (a test of self.dim would compile both).
+        if hasattr(self, "mlp"):
+            if pooling == "avg":
+                logits = self.mlp(x.mean((2, 3, 4)))
+            elif pooling == "max":
+                logits = self.mlp(x.amax((2, 3, 4)))
+            else:  # CBAM: one MLP shared by both poolings, summed
+                logits = self.mlp(x.mean((2, 3, 4))) + self.mlp(x.amax((2, 3, 4)))
+            if self.gate == "sigmoid":
+                weights = torch.sigmoid(logits)
+            else:  # times the channel count, so that uniform weights are 1
+                weights = torch.softmax(logits, dim=1) * logits.shape[1]
+            weights = weights[:, :, None, None, None]
+        else:
+            if pooling == "avg":
+                pooled = x.mean(1, keepdim=True)
+            elif pooling == "max":
+                pooled = x.amax(1, keepdim=True)
+            else:  # CBAM: both poolings as two channels
+                pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+            logits = self.conv(pooled)
+            if self.gate == "sigmoid":
+                weights = torch.sigmoid(logits)
+            else:  # softmax over each group's positions, times the group size, so that uniform weights are 1
+                grouped = to_groups(logits, self.dim)
+                weights = from_groups(torch.softmax(grouped, dim=-1) * grouped.shape[-1], self.dim, logits.shape)
+        return v * weights

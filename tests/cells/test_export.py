@@ -2,7 +2,11 @@
 the package-built cell computes with the same weights."""
 import ast
 import copy
+import importlib.util
+import io
+import itertools
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,8 +17,10 @@ import pytest
 import torch
 
 from attnas.cells import build
+from attnas.cells.ops import OPS
 from attnas.cells.export import export, export_program
 from attnas.search_space import CellSpec, load_space, load_zoo, zoo_names
+from attnas.search_space.vocabulary import bag_port, get_operation, makes_bag
 
 CHANNELS = 16
 SHAPE = (2, CHANNELS, 3, 5, 6)
@@ -162,7 +168,8 @@ def test_exported_source_imports_only_torch_and_documents_the_spec(exported):
         imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert imported == {"torch"}, name
         classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
-        assert classes == ["AttentionCell"], name
+        assert classes[0] == "Op" and classes[-1] == "AttentionCell", name
+        assert set(classes[1:-1]) == {OPS[node.op].__name__ for node in spec.nodes}, name
         docstring = ast.get_docstring(tree)
         assert f"Cell hash: {spec.hash}" in docstring
         documented = CellSpec.from_yaml(textwrap.dedent(docstring.split("Spec:\n", 1)[1]))
@@ -190,3 +197,98 @@ def test_state_dict_keys_name_the_nodes_and_stay_put_for_the_zoo_cells():
         assert {key.split(".")[1] for key in keys} <= {node.name for node in spec.nodes}, name
     keys = {key.split(".")[1] for key in build(SPECS["clashing_cell"], CHANNELS).state_dict() if key.startswith("ops.")}
     assert keys == {"node:keys", "node:forward", "node:training"}
+
+
+# Values for the attributes whose choices the vocabulary leaves open (numbers); heads 2 pads the inner width 3.
+OPEN_VALUES = {"heads": (1, 2), "kernel": (3,), "reduction": (2,), "descriptors": (0.5,)}
+
+
+def op_cells():
+    """Every registered op (cells.ops.OPS) with every combination of its attributes' choices, in the smallest cell
+    that holds it: on the cell input, after a gather when it takes a bag, before a distribute when it makes one; at
+    an inner width of 3 (0.1875 x 16 channels), so every port is projected and two heads are padded."""
+    cells = {}
+    for op in OPS:
+        operation = get_operation(op)
+        dims = operation.attributes["dim"].values if "dim" in operation.attributes else (None,)
+        for dim in dims:
+            attributes = [a for a in operation.applicable(dim) if a.name != "dim"]
+            options = [a.values if a.values is not None else OPEN_VALUES[a.name] for a in attributes]
+            for values in itertools.product(*options):
+                node = {"op": op, "inputs": {port: "input" for port in operation.ports},
+                        **({"dim": dim} if dim else {}), **{a.name: v for a, v in zip(attributes, values)}}
+                nodes = {}
+                if bag_port(op):
+                    nodes["bag"] = {"op": "gather", "inputs": {"x": "input"}, "dim": dim, "descriptors": 0.5}
+                    node["inputs"][bag_port(op)] = "bag"
+                nodes["node"] = node
+                if makes_bag(op):
+                    nodes["spread"] = {"op": "distribute", "inputs": {"bag": "node", "x": "input"}, "dim": dim}
+                output = "spread" if makes_bag(op) else "node"
+                name = "-".join(str(part) for part in (op, dim, *values) if part is not None)
+                cells[name] = CellSpec.from_dict({"width": 0.1875, "nodes": nodes, "output": [output]})
+    return cells
+
+
+SCRIPTED = {**op_cells(), **{name: SPECS[name] for name in ("non_local", "double_attention", "cbam", "gather_cell",
+                                                           "clashing_cell", "sampled0", "sampled1")}}
+
+
+def import_exported(path):
+    """The exported file as a module imported from its file (torch.jit.script reads the source of what it compiles)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_op_and_every_choice_of_its_attributes_is_covered_by_the_scripting_test():
+    ops = {node.op for spec in SCRIPTED.values() for node in spec.nodes}
+    assert ops == set(OPS)
+    for op in OPS:
+        for attribute in get_operation(op).attributes.values():
+            if attribute.values is not None:
+                used = {node.attr(attribute.name) for spec in SCRIPTED.values() for node in spec.nodes
+                        if node.op == op and attribute.name in node.attr_map}
+                assert used == set(attribute.values), (op, attribute.name)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")  # the users' choice
+@pytest.mark.parametrize("name", list(SCRIPTED))
+def test_exported_module_compiles_with_torch_jit_script_and_computes_what_eager_and_the_package_compute(
+        tmp_path, name):
+    spec = SCRIPTED[name]
+    cell = randomised_cell(spec, seed=list(SCRIPTED).index(name))
+    module_name = "cell_" + re.sub(r"\W", "_", name)
+    exported = import_exported(export(spec, tmp_path / f"{module_name}.py", channels=CHANNELS))
+    module = exported.AttentionCell()
+    module.load_state_dict(cell.state_dict(), strict=True)
+    scripted = torch.jit.script(copy.deepcopy(module))
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer)
+    buffer.seek(0)
+    loaded = torch.jit.load(buffer)
+    eager = copy.deepcopy(module)
+    x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
+    # eval first (running statistics), then train (batch statistics, and the running ones move)
+    for training in (False, True):
+        expected = cell.train(training)(x)
+        if not training:
+            assert (expected - x).abs().max() > 1e-2     # a non-trivial cell: BatchNorm scale is non-zero
+        for result in (eager.train(training)(x), scripted.train(training)(x), loaded.train(training)(x)):
+            torch.testing.assert_close(result, expected, rtol=0, atol=0)
+    for other in (eager, scripted, loaded):
+        torch.testing.assert_close(other.state_dict()["norm.running_mean"], cell.norm.running_mean, rtol=0, atol=0)
+    assert scripted.code.count("def forward") == 1 and "ops" in scripted.code
+    with pytest.raises(torch.jit.Error, match=f"cell input: expected {CHANNELS} channels, got 3"):
+        scripted(torch.zeros(1, 3, 2, 2, 2))
+
+
+def test_class_name_may_not_shadow_what_the_file_defines(tmp_path):
+    from attnas.cells.errors import CellBuildError
+
+    for taken in ("Op", "DotAttention", "to_groups", "nn"):
+        with pytest.raises(CellBuildError, match=f"class_name: expected a Python identifier other .*got '{taken}'"):
+            export(SPECS["non_local"], tmp_path / "cell.py", channels=CHANNELS, class_name=taken)
+    path = export(SPECS["non_local"], tmp_path / "cell.py", channels=CHANNELS, class_name="NonLocal")
+    assert hasattr(import_exported(path), "NonLocal")
