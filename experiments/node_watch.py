@@ -1,5 +1,6 @@
-"""Stopping a search whose Ray cluster has lost every node that could run a trial (issue: GPU nodes lost
-mid-search): Ray itself would keep the trials pending forever, in silence."""
+"""Stopping a search whose Ray cluster has lost every node that could run a trial (its only GPU nodes, or all its
+workers): Ray itself would keep the trials pending forever, in silence. How long to wait for such a node to (re)join
+is the experiment's `resources.wait_for_nodes`."""
 from __future__ import annotations
 
 import sys
@@ -10,8 +11,6 @@ from ray.tune import Stopper
 
 from attnas.experiments.config import Resources
 from attnas.experiments.ray_session import cluster_nodes, resource_shortfall
-
-DEFAULT_WAIT_S = 60.0  # how long a search waits for a node able to run its trials to (re)join the cluster
 
 
 class NodeWatch(Stopper):
