@@ -41,6 +41,8 @@ MEANINGS = {
     "resources": "what Ray gives each trial",
     "resources.cpus": "CPUs per trial (also the trial's torch threads)",
     "resources.gpus": "GPUs per trial; fractions (0.5) let trials share a GPU",
+    "resources.wait_for_nodes": "seconds (or `90s`, `10m`) a search waits, once the cluster has lost every node "
+                                "that can run a trial, for one to join before it stops (null: for ever)",
     "early_stopping": "stopping weak cells before their last epoch",
     "early_stopping.scheduler": "`none`, or `asha` (asynchronous successive halving, Li et al. 2020)",
     "early_stopping.grace_period": "epochs every trial runs before ASHA may stop it",

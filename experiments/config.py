@@ -71,6 +71,13 @@ class Resources:
 
     cpus: float = field(default=1.0, metadata={"check": lambda v: _ray_quantity(v, allow_zero=False)})
     gpus: float = field(default=0.0, metadata={"check": lambda v: _ray_quantity(v, allow_zero=True)})
+    # Once the cluster has lost every node that can run a trial: how long to wait for one to join before the
+    # search stops (experiments/node_watch.py); null waits for ever.
+    wait_for_nodes: float | str | None = field(default=60, metadata={"check": _duration_check})
+
+    @property
+    def wait_for_nodes_s(self) -> float | None:
+        return parse_duration(self.wait_for_nodes)
 
 
 def _ray_quantity(value: float, *, allow_zero: bool) -> str | None:

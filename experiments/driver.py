@@ -118,6 +118,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from attnas.experiments.dashboard import DashboardPublisher
+    from attnas.experiments.node_watch import NodeWatch
     from attnas.experiments.progress import SearchProgress
     from attnas.experiments.searcher import ControllerSearcher
     from attnas.experiments.trainable import train_trial
@@ -144,6 +145,8 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     reporter = SearchProgress(history=history, searcher=searcher, total=done + len(interrupted) + remaining,
                               deadline=deadline, enabled=progress, concurrency=config.concurrency,
                               plan=search_plan_line(config, run, done=done, epochs=epochs))
+    wait_s = config.resources.wait_for_nodes_s
+    node_watch = NodeWatch(config.resources, wait_s=wait_s) if wait_s is not None else None
     trainable = tune.with_resources(train_trial, {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
     tuner = tune.Tuner(
         trainable,
@@ -156,7 +159,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
             name=f"tune-{int(started_at)}", storage_path=str(run.ray_dir.resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=config.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[reporter],
+            callbacks=[reporter], stop=node_watch,
         ),
     )
     stopped_by = "the search stopped before this trial finished"
@@ -170,6 +173,8 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         stopped_by = f"the search stopped on an error before this trial finished ({type(error).__name__})"
         raise
     finally:
+        if node_watch is not None and node_watch.lost:
+            stopped_by = "the search stopped: the cluster lost the nodes that could run this trial"
         searcher.close_open(f"{stopped_by}; `attnas resume` trains it again from its last checkpoint")
         try:
             publisher.finish()
@@ -178,6 +183,8 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
                 ray.shutdown()
     if searcher.fatal:
         raise AttnasError(f"search {run.name!r} stopped: {searcher.fatal}")
+    if node_watch is not None and node_watch.lost:
+        raise AttnasError(f"search {run.name!r} stopped: {node_watch.lost}")
     return summarize(run, history.trials(), started_at, objective)
 
 

@@ -167,6 +167,16 @@ class SearchProgress(Callback):
         self.searcher.errors[trial.trial_id] = _error_text(trial)
         self._finished(trial)
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        shown = self.running.get(trial.trial_id)
+        reason = _error_text(trial).strip()
+        self.searcher.trial_restarted(trial.trial_id, reason=reason, node=shown.node if shown else None,
+                                      epoch=shown.epoch if shown else 0)
+        number = self.searcher.numbers.get(trial.trial_id, "?")
+        where = f" on node {shown.node}" if shown and shown.node != "-" else ""
+        self._say(f"trial {number} lost its worker{where} ({reason[:200]}); Ray restarts it from its last "
+                  f"checkpoint (restart {trial.num_failures})")
+
     def _error_of(self, trial_id: str) -> str | None:
         """The failure message Ray has written for a trial (its error file), read when the searcher records it."""
         trial = self._started_trials.get(trial_id)

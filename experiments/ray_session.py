@@ -1,5 +1,6 @@
 """The Ray cluster a search runs on: joining it (or starting Ray locally), keeping Ray's console output quiet, and
-checking that some node can run a trial at all (a trial no node can hold would wait forever)."""
+checking that some node can run a trial at all (a trial no node can hold would wait forever; while a search runs,
+experiments/node_watch.py keeps checking)."""
 from __future__ import annotations
 
 import logging
@@ -27,13 +28,21 @@ def local_nodes() -> list[dict[str, float]]:
 
 def check_resources(resources: Resources, nodes: list[dict[str, float]], *, where: str) -> None:
     """Raise a one-line error when no node offers what one trial asks for: such a trial would wait forever."""
+    shortfall = resource_shortfall(resources, nodes)
+    if shortfall is not None:
+        raise AttnasError(f"{where}: {shortfall}; no trial could ever start")
+
+
+def resource_shortfall(resources: Resources, nodes: list[dict[str, float]]) -> str | None:
+    """None when some node offers what one trial asks for; else what is missing, naming the field
+    (`resources.gpus` or `resources.cpus`) and what the cluster's largest node offers."""
     if any(n.get("CPU", 0.0) >= resources.cpus and n.get("GPU", 0.0) >= resources.gpus for n in nodes):
-        return
+        return None
     largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
     field = "resources.gpus" if all(n.get("GPU", 0.0) < resources.gpus for n in nodes) else "resources.cpus"
-    raise AttnasError(f"{where}: {field}: a trial asks for {resources.cpus:g} CPUs and {resources.gpus:g} GPUs, "
-                      f"but no node of the Ray cluster offers that (the largest has {largest.get('CPU', 0):g} CPUs "
-                      f"and {largest.get('GPU', 0):g} GPUs); no trial could ever start")
+    return (f"{field}: a trial asks for {resources.cpus:g} CPUs and {resources.gpus:g} GPUs, but no node of the Ray "
+            f"cluster offers that (the largest of its {len(nodes)} live nodes has {largest.get('CPU', 0):g} CPUs "
+            f"and {largest.get('GPU', 0):g} GPUs)")
 
 
 def init_ray(address: str | None) -> None:
@@ -60,6 +69,8 @@ def quiet_ray() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # A trial's error reaches the history and one progress line (a restart too); not Ray's traceback as well.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)

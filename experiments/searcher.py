@@ -49,6 +49,9 @@ class ControllerSearcher(Searcher):
         self.finished: set[str] = set()
         self.started = 0
         self.errors: dict[str, str] = {}
+        self.restarts: dict[str, list[dict]] = {}  # Ray restarted these trials after their worker or node died
+        self.resuming: set[str] = set()  # trials that go on from a checkpoint: their next epoch says from which
+        self.resumed_from: dict[str, int] = {}  # that epoch, the one their checkpoint holds
         # Ray tells the searcher a trial failed before the callbacks hear of the error; this reads the reason
         # from the failed trial itself (set by experiments.progress.SearchProgress).
         self.error_reader: Any = None
@@ -79,6 +82,8 @@ class ControllerSearcher(Searcher):
                 for epoch, value in enumerate(record.curve, start=1):  # so its curve starts with the old epochs
                     self.history.report(number, epoch, value)
             self._track(trial_id, number, cell, record.attrs.get("ray_trial_id", trial_id))
+            if checkpoint is not None:
+                self.resuming.add(trial_id)
             if self.publisher is not None:
                 self.publisher.trial_started(number)
             return self._config(number, cell, checkpoint)
@@ -102,11 +107,28 @@ class ControllerSearcher(Searcher):
             cardinalities=self.cardinalities, choices=self.choices, ray_trial_id=trial_id, started_at=time.time(),
             **attrs)
 
+    def trial_restarted(self, trial_id: str, *, reason: str, node: str | None, epoch: int) -> None:
+        """Ray restarts a trial whose worker or node died, from its last checkpoint (`retries` times at most): its
+        record lists each restart (the node lost, the last epoch it reported there, why)."""
+        number = self.numbers.get(trial_id)
+        if number is None or trial_id in self.finished:
+            return
+        self.restarts.setdefault(trial_id, []).append({"node": node, "epoch": epoch, "reason": reason[:500]})
+        self.resuming.add(trial_id)
+        try:
+            self.history.set_attrs(number, restarts=self.restarts[trial_id])
+        except Exception as error:
+            self._fail(trial_id, f"recording its restart failed: {_describe(error)}")
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         number = self.numbers.get(trial_id)
         if number is None or trial_id in self.finished or "epoch" not in result:
             return
         try:
+            if trial_id in self.resuming:  # its first epoch since it went on from its checkpoint
+                self.resuming.discard(trial_id)
+                self.resumed_from[trial_id] = int(result["epoch"]) - 1
+                self.history.set_attrs(number, resumed_from_epoch=self.resumed_from[trial_id])
             self.history.report(number, int(result["epoch"]), result.get(self.metric))
         except Exception as error:
             self._fail(trial_id, f"recording epoch {result.get('epoch')} failed: {_describe(error)}")
@@ -133,7 +155,8 @@ class ControllerSearcher(Searcher):
             self.history.finish(number, state=state, values=values, reason=reason,
                                 value=self.objective.reward(values) if state == COMPLETE else None,
                                 node=result.get("node"), epochs_done=int(result.get("epoch", 0) or 0),
-                                resumed_from_epoch=int(result.get("resumed_from", 0) or 0),
+                                resumed_from_epoch=int(result.get("resumed_from")
+                                                       or self.resumed_from.get(trial_id, 0)),
                                 trainable_s=float(result.get("trainable_s", 0.0) or 0.0), finished_at=time.time(),
                                 **{k: result[k] for k in ("skipped_videos", "feature_path") if result.get(k)})
         except Exception as failure:
