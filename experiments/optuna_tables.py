@@ -1,14 +1,17 @@
-"""The one place attnas reads Optuna's private RDB tables (`optuna.storages._rdb.models`), for speed.
+"""The one place attnas reaches into Optuna's private RDB storage (`optuna.storages._rdb`), for speed.
 
 `read_rows` reads just the columns a history needs, several times faster than Optuna's `get_trials` on a long
-history (which also parses every parameter's distribution). It is used only with the Optuna versions it was
-written against (`SUPPORTED`); with any other version, another storage, or tables that differ, it returns None and
-the history falls back to Optuna's public reader, which is always right, only slower.
+history (which also parses every parameter's distribution). `write_trial` writes what a trial's epoch or close
+changes (intermediate values, user attributes, state and value) in one transaction, where Optuna's public storage
+API commits each on its own. Both are used only with the Optuna versions they were written against (`SUPPORTED`);
+with any other version or another storage they return None and the history falls back to Optuna's public API, which
+is always right, only slower (`read_rows` also falls back on tables that differ).
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import Any, Mapping
 
 import optuna
 
@@ -31,11 +34,16 @@ def storage_of(study: optuna.Study) -> tuple[Any, int]:
     return study._storage, study._study_id
 
 
+def _rdb(storage: Any) -> optuna.storages.RDBStorage | None:
+    backend = getattr(storage, "_backend", storage)  # Optuna may wrap its RDBStorage in a caching layer
+    return backend if supported() and isinstance(backend, optuna.storages.RDBStorage) else None
+
+
 def read_rows(storage: Any, study_id: int) -> list[tuple] | None:
     """(number, state, value, user attrs, intermediate values, start, complete) per trial of `study_id`, straight
     from the tables of an RDB storage; None when this reader does not apply (see the module docstring)."""
-    backend = getattr(storage, "_backend", storage)  # Optuna may wrap its RDBStorage in a caching layer
-    if not supported() or not isinstance(backend, optuna.storages.RDBStorage):
+    backend = _rdb(storage)
+    if backend is None:
         return None
     try:
         return _read(backend, study_id)
@@ -74,3 +82,42 @@ def _read(backend: optuna.storages.RDBStorage, study_id: int) -> list[tuple]:
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
     return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
              complete) for trial_id, number, state, start, complete in rows]
+
+
+def write_trial(storage: Any, trial_id: int, *, curve: Mapping[int, float], attrs: Mapping[str, Any],
+                state: optuna.trial.TrialState | None = None, value: float | None = None) -> bool | None:
+    """In one transaction: the epochs of `curve` the trial does not hold yet (an epoch already stored keeps its
+    value, as with `Trial.report`), the user attributes `attrs` (in their order), then, when `state` is given, the
+    trial's close as `Study.tell` makes it (a pruned trial's value is its last intermediate value). Returns False,
+    writing nothing, when closing a trial that is already finished; raises like Optuna when writing to one without
+    closing it; None when this writer does not apply (see the module docstring)."""
+    backend = _rdb(storage)
+    if backend is None:
+        return None
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+        if state is not None and trial.state.is_finished():
+            return False
+        backend.check_trial_is_updatable(trial_id, trial.state)
+        steps = models.TrialIntermediateValueModel
+        stored = {step: (value, kind) for step, value, kind in session.query(
+            steps.step, steps.intermediate_value, steps.intermediate_value_type).filter(steps.trial_id == trial_id)}
+        for step, intermediate in sorted(curve.items()):
+            if step not in stored:
+                stored[step] = steps.intermediate_value_to_stored_repr(intermediate)
+                session.add(steps(trial_id=trial_id, step=step, intermediate_value=stored[step][0],
+                                  intermediate_value_type=stored[step][1]))
+        for key, attr in attrs.items():
+            backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, attr)
+        if state is None:
+            return True
+        if state == optuna.trial.TrialState.PRUNED and value is None and stored:
+            value = steps.stored_repr_to_intermediate_value(*stored[max(stored)])
+        if value is not None:
+            backend._set_trial_value_without_commit(session, trial, 0, float(value))
+        trial.state = state
+        trial.datetime_complete = datetime.now()
+    return True
