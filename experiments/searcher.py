@@ -95,11 +95,14 @@ class ControllerSearcher(Searcher):
         return self._config(number, cell, None)
 
     def _start(self, trial_id: str, cell: Any, curve: list[float] = (), **attrs: Any) -> int:
+        cell_hash = self.space.hash(cell)
+        # the drawing's artifact is named in the start's own transaction; the publisher draws it later, off this thread
+        drawing = self.publisher.drawing_attrs(cell_hash) if self.publisher is not None else {}
         return self.history.start(
-            cell=self.space.to_data(cell), cell_hash=self.space.hash(cell), controller=self.controller.name,
+            cell=self.space.to_data(cell), cell_hash=cell_hash, controller=self.controller.name,
             encoding=[int(v) for v in self.space.encode_vector(cell)], encoding_names=self.names,
-            cardinalities=self.cardinalities, choices=self.choices, curve=curve, ray_trial_id=trial_id,
-            started_at=time.time(), **attrs)
+            cardinalities=self.cardinalities, choices=self.choices, curve=curve, system_attrs=drawing,
+            ray_trial_id=trial_id, started_at=time.time(), **attrs)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         number = self.numbers.get(trial_id)
