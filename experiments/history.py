@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from attnas.experiments.optuna_tables import UNREADABLE, write_trial
+from attnas.experiments.optuna_tables import UNREADABLE, create_trial, write_trial
 from attnas.experiments.trial_params import categorical_params
 from attnas.search_space import CellSpec
 from attnas.search_space.errors import AttnasError, quoted
@@ -127,12 +127,20 @@ class History:
         `curve` holds the metric of epochs it already has (a trial trained again from another's checkpoint);
         `system_attrs` what the dashboard attaches to it (its drawing's artifact)."""
         params, distributions = categorical_params(encoding_names, encoding, cardinalities, choices)
+        user_attrs = {"cell": cell, "hash": cell_hash, "controller": controller, **attrs}
+        intermediate = {epoch: float(v) for epoch, v in enumerate(curve, start=1) if _finite(v)}
+        created = create_trial(self.storage, self.study_id, user_attrs=user_attrs, system_attrs=system_attrs or {},
+                               curve=intermediate, params={name: (distributions[name].to_internal_repr(value),
+                                                                  distributions[name])
+                                                           for name, value in params.items()})
+        if created is not None:
+            trial_id, number = created
+            self._ids[number] = trial_id
+            return number
         template = optuna.trial.FrozenTrial(
             number=-1, trial_id=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
             datetime_complete=None, params=params, distributions=distributions,
-            user_attrs={"cell": cell, "hash": cell_hash, "controller": controller, **attrs},
-            system_attrs=dict(system_attrs or {}),
-            intermediate_values={epoch: float(v) for epoch, v in enumerate(curve, start=1) if _finite(v)})
+            user_attrs=user_attrs, system_attrs=dict(system_attrs or {}), intermediate_values=intermediate)
         trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
         number = self.storage.get_trial_number_from_id(trial_id)
         self._ids[number] = trial_id
