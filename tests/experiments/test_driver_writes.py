@@ -53,6 +53,7 @@ def test_a_search_writes_two_transactions_per_trial_on_the_drivers_thread(tmp_pa
         assert (trial.value, trial.curve) == (expected, [expected])
         assert trial.values == {"accuracy": expected, "macs": 5.0, "wall_time_s": trial.values["wall_time_s"]}
         assert trial.attrs["epochs_done"] == 1 and trial.attrs["ray_trial_id"]
+        assert "checkpoint" not in trial.attrs  # the evaluator keeps no files: no empty checkpoint is saved
 
 
 @pytest.mark.slow
