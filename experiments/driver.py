@@ -118,6 +118,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from attnas.experiments.dashboard import DashboardPublisher
+    from attnas.experiments.dashboard.background import BackgroundPublisher
     from attnas.experiments.node_watch import NodeWatch
     from attnas.experiments.progress import SearchProgress
     from attnas.experiments.searcher import ControllerSearcher
@@ -132,7 +133,8 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         if owns_ray:
             ray.shutdown()
         raise
-    publisher = DashboardPublisher.for_run(run, history)  # cell drawings, notes and figures for the dashboard
+    # cell drawings, notes and figures for the dashboard, made on a thread of their own (off the search loop)
+    publisher = BackgroundPublisher(DashboardPublisher.for_run(run, history))
     searcher = ControllerSearcher(controller=controller, space=space, history=history,
                                   evaluator=config.evaluator, epochs=epochs, trials=remaining, deadline=deadline,
                                   interrupted=interrupted, objective=objective, publisher=publisher,
@@ -158,6 +160,8 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         run_config=tune.RunConfig(
             name=f"tune-{int(started_at)}", storage_path=str(run.ray_dir.resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=config.retries),
+            # two, not one: the history records the last epoch's checkpoint only with the trial's close, so a driver
+            # killed before that resumes the trial from the one before it, which must still be there
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[reporter], stop=node_watch,
         ),

@@ -13,22 +13,25 @@ The study is named after the run, so one database (a shared PostgreSQL server) h
 attributes hold the experiment file (as resolved), the search space and the objective as text, so `resume`, `status`
 and `export` need nothing but the storage and the run's name.
 
-A trial's start is one write (its cell and attributes are enqueued with it, then `ask` picks it up), so a driver
-killed at any moment leaves either no trial or a trial whose cell is known. Closing a trial first records the state
-it closes with (`closing`), then tells Optuna; a driver killed in between leaves a record the next one completes.
+Writes are batched per trial: a trial's start is one transaction (the RUNNING trial with its params, cell and
+attributes), so a driver killed at any moment leaves either no trial or a trial whose cell is known; each epoch's
+metric is held until the trial's next write, its checkpoint (one transaction for both) or its close; the close is
+one transaction (the epochs held, values, attributes, `closing`: the state it closes with, then the state itself).
+Where a write cannot be one transaction (an Optuna version `optuna_tables` does not know), the same writes are made
+one by one in that order, and a driver killed before the state is told leaves a record the next one completes.
 """
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
-from attnas.experiments.optuna_tables import UNREADABLE
+from attnas.experiments.optuna_tables import UNREADABLE, create_trial, write_trial
 from attnas.experiments.trial_params import categorical_params
 from attnas.search_space import CellSpec
 from attnas.search_space.errors import AttnasError, quoted
@@ -96,7 +99,9 @@ class History:
                 raise AttnasError(f"{_redact(storage)}: cannot open the history storage "
                                   f"({_first_line(error)})") from None
             raise
-        self._open: dict[int, optuna.trial.Trial] = {}
+        self._ids: dict[int, int] = {}  # trial number -> Optuna's trial id
+        # per running trial: epochs reported and attributes held until its next write (see `report`)
+        self._held: dict[int, tuple[dict[int, float], dict[str, Any]]] = {}
 
     @staticmethod
     def redacted(url: str) -> str:
@@ -115,73 +120,97 @@ class History:
     # --------------------------------------------------------------------------------------------- writing
     def start(self, *, cell: dict, cell_hash: str, controller: str, encoding: Sequence[int] = (),
               encoding_names: Sequence[str] = (), cardinalities: Sequence[int] = (),
-              choices: Sequence[Sequence[str]] = (), **attrs: Any) -> int:
-        """Record a trial that starts now; returns its number (the N of `attnas export --trial N`). Its params are
-        the cell's encoding as named categoricals (`choices`, see experiments/trial_params.py)."""
+              choices: Sequence[Sequence[str]] = (), curve: Sequence[float] = (),
+              system_attrs: Mapping[str, Any] | None = None, **attrs: Any) -> int:
+        """Record a trial that starts now, in one transaction; returns its number (the N of `attnas export --trial
+        N`). Its params are the cell's encoding as named categoricals (`choices`, see experiments/trial_params.py);
+        `curve` holds the metric of epochs it already has (a trial trained again from another's checkpoint);
+        `system_attrs` what the dashboard attaches to it (its drawing's artifact)."""
         params, distributions = categorical_params(encoding_names, encoding, cardinalities, choices)
-        # One write holds the cell and every attribute (a WAITING trial); `ask` then picks exactly that trial up.
-        self.study.enqueue_trial(params, user_attrs={"cell": cell, "hash": cell_hash, "controller": controller,
-                                                     **attrs}, skip_if_exists=False)
-        trial = self.study.ask(fixed_distributions=distributions)
-        self._open[trial.number] = trial
-        return trial.number
-
-    def set_attrs(self, number: int, **attrs: Any) -> None:
-        trial = self._trial(number)
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        user_attrs = {"cell": cell, "hash": cell_hash, "controller": controller, **attrs}
+        intermediate = {epoch: float(v) for epoch, v in enumerate(curve, start=1) if _finite(v)}
+        created = create_trial(self.storage, self.study_id, user_attrs=user_attrs, system_attrs=system_attrs or {},
+                               curve=intermediate, params={name: (distributions[name].to_internal_repr(value),
+                                                                  distributions[name])
+                                                           for name, value in params.items()})
+        if created is not None:
+            trial_id, number = created
+            self._ids[number] = trial_id
+            return number
+        template = optuna.trial.FrozenTrial(
+            number=-1, trial_id=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+            datetime_complete=None, params=params, distributions=distributions,
+            user_attrs=user_attrs, system_attrs=dict(system_attrs or {}), intermediate_values=intermediate)
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        number = self.storage.get_trial_number_from_id(trial_id)
+        self._ids[number] = trial_id
+        return number
 
     def report(self, number: int, epoch: int, value: float) -> None:
-        """Record the metric after `epoch` (1-based) of a running trial; repeated epochs are ignored."""
+        """The metric after `epoch` (1-based) of a running trial; repeated epochs are ignored. It is held and
+        written with the trial's next write (its checkpoint, `flush` or its close), in the same transaction: the
+        history never holds an epoch's checkpoint without that epoch's value."""
         if value is None or not math.isfinite(value):
             return
-        trial = self._trial(number)
-        with warnings.catch_warnings():  # a repeated epoch (a trial resumed from a checkpoint) is ignored
-            warnings.simplefilter("ignore", UserWarning)
-            trial.report(float(value), step=int(epoch))
+        self._pending(number)[0].setdefault(int(epoch), float(value))
+
+    def set_attrs(self, number: int, **attrs: Any) -> None:
+        """Write user attributes of a running trial now, with what is held for it, in one transaction."""
+        curve, held = self._pending(number)
+        self._write(number, curve=curve, attrs={**held, **attrs})
+        self._held.pop(number, None)
+
+    def hold_attrs(self, number: int, **attrs: Any) -> None:
+        """User attributes written with the trial's next write (e.g. the checkpoint of its last epoch, which only
+        matters once the trial is closed, so it is written with its close)."""
+        self._pending(number)[1].update(attrs)
+
+    def flush(self, number: int) -> None:
+        """Write what is held for a trial (its reported epochs, held attributes), if anything."""
+        if any(self._held.get(number, ({}, {}))):
+            self.set_attrs(number)
 
     def finish(self, number: int, *, state: str, values: Mapping[str, float] | None = None,
                reason: str | None = None, value: float | None = None, **attrs: Any) -> None:
-        """Close a trial as complete, pruned or failed, with its final values. A complete trial's value is `value`
-        (the objective's reward) or else its metric; a pruned one's is its last reported metric. Safe to call
-        twice."""
+        """Close a trial as complete, pruned or failed, with its final values, in one transaction with what is held
+        for it. A complete trial's value is `value` (the objective's reward) or else its metric; a pruned one's is
+        its last reported metric. Safe to call twice (the first close stays)."""
         if state not in _TO_OPTUNA:
             raise ValueError(f"unknown trial state {state!r}")
         values = dict(values or {})
-        trial = self._trial(number)
-        if self._frozen(number).state.is_finished():
-            self._open.pop(number, None)
-            return
+        curve, closing = self._pending(number)
+        closing = dict(closing)
         for key in METRIC_ATTRS:
             if key in values and values[key] is not None:
-                trial.set_user_attr(key, float(values[key]))
-        trial.set_user_attr("values", {k: float(v) for k, v in values.items() if _finite(v)})
+                closing[key] = float(values[key])
+        closing["values"] = {k: float(v) for k, v in values.items() if _finite(v)}
         if reason:
-            trial.set_user_attr("failure", reason[:2000])
-        for key, attr in attrs.items():
-            trial.set_user_attr(key, attr)
+            closing["failure"] = reason[:2000]
+        closing.update(attrs)
         metric = values.get(self.metric) if value is None else value
         if state == COMPLETE and not _finite(metric):
             state, reason = FAILED, reason or f"no finite {self.metric} reported"
-            trial.set_user_attr("failure", reason)
-        trial.set_user_attr("closing", {"state": state, "value": float(metric) if state == COMPLETE else None})
-        self.tell(number)
+            closing["failure"] = reason
+        # `closing` goes last: where the writes are not one transaction (another Optuna version), a driver killed
+        # before the state is told leaves a record `recover` completes.
+        closing["closing"] = {"state": state, "value": float(metric) if state == COMPLETE else None}
+        self._write(number, curve=curve, attrs=closing, state=state, value=closing["closing"]["value"])
+        self._held.pop(number, None)
 
     def tell(self, number: int) -> None:
-        """Tell Optuna the state (and value) a trial's `closing` attribute holds: the last step of `finish`, and
-        how a resume completes a close that a killed driver left half-done."""
+        """Tell Optuna the state (and value) a trial's `closing` attribute holds: how a resume completes a close
+        that a killed driver left half-done."""
         closing = self._frozen(number).user_attrs.get("closing") or {}
         state = closing.get("state", FAILED)
         value = closing.get("value") if state == COMPLETE else None
         self.study.tell(number, value, state=_TO_OPTUNA.get(state, TrialState.FAIL), skip_if_finished=True)
-        self._open.pop(number, None)
 
     def recover(self) -> list[int]:
         """Repair what a driver killed mid-write left (called by the driver before it reads the history): a trial
-        enqueued but not yet picked up is picked up (it then counts as left running); a trial whose close was cut
-        short is closed as it was meant to be; a trial whose start lacks its cell (histories written before starts
-        were one write) is closed as failed with `half_written`, so it neither blocks a resume nor counts in the
-        budget. Returns the numbers closed as half-written."""
+        enqueued but not yet picked up (histories written before starts were one transaction) is picked up (it then
+        counts as left running); a trial whose close was cut short is closed as it was meant to be; a trial whose
+        start lacks its cell is closed as failed with `half_written`, so it neither blocks a resume nor counts in
+        the budget. Returns the numbers closed as half-written."""
         for _ in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             self.study.ask()
         half_written = []
@@ -195,13 +224,36 @@ class History:
                 half_written.append(record.number)
         return half_written
 
-    def _trial(self, number: int) -> optuna.trial.Trial:
-        if number not in self._open:
-            self._open[number] = optuna.trial.Trial(self.study, self._frozen(number)._trial_id)
-        return self._open[number]
+    def _pending(self, number: int) -> tuple[dict[int, float], dict[str, Any]]:
+        return self._held.setdefault(number, ({}, {}))
+
+    def _write(self, number: int, *, curve: Mapping[int, float], attrs: Mapping[str, Any],
+               state: str | None = None, value: float | None = None) -> None:
+        """One transaction (optuna_tables.write_trial); with an Optuna version it does not know, Optuna's public
+        API, one commit each, in the same order (epochs, attributes, then the close)."""
+        trial_id = self._trial_id(number)
+        optuna_state = None if state is None else _TO_OPTUNA[state]
+        if write_trial(self.storage, trial_id, curve=curve, attrs=attrs, state=optuna_state,
+                       value=value) is not None:
+            return
+        frozen = self.storage.get_trial(trial_id)
+        if state is not None and frozen.state.is_finished():
+            return
+        for epoch, intermediate in sorted(curve.items()):
+            if epoch not in frozen.intermediate_values:
+                self.storage.set_trial_intermediate_value(trial_id, epoch, intermediate)
+        for key, attr in attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, attr)
+        if state is not None:
+            self.study.tell(number, value if state == COMPLETE else None, state=optuna_state, skip_if_finished=True)
+
+    def _trial_id(self, number: int) -> int:
+        if number not in self._ids:
+            self._ids[number] = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        return self._ids[number]
 
     def _frozen(self, number: int) -> optuna.trial.FrozenTrial:
-        return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
+        return self.storage.get_trial(self._trial_id(number))
 
     # --------------------------------------------------------------------------------------------- reading
     def trials(self, states: Iterable[str] | None = None) -> list[TrialRecord]:

@@ -187,8 +187,14 @@ class SearchProgress(Callback):
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
         number = self.searcher.numbers.get(trial.trial_id)
-        if number is not None and getattr(checkpoint, "path", None):
-            self.history.set_attrs(number, checkpoint=self.searcher.checkpoint_attr(checkpoint.path))
+        if number is None or not getattr(checkpoint, "path", None):
+            return
+        recorded = self.searcher.checkpoint_attr(checkpoint.path)
+        if int((trial.last_result or {}).get("epoch", 0) or 0) >= self.searcher.epochs:
+            # the last epoch's checkpoint: no resume starts from it, so it is written with the trial's close
+            self.history.hold_attrs(number, checkpoint=recorded)
+        else:  # what a resume starts from: written now, in one transaction with the epochs reported before it
+            self.history.set_attrs(number, checkpoint=recorded)
 
     def _finished(self, trial: Any) -> None:
         if trial.trial_id in self.closed:

@@ -78,9 +78,8 @@ class ControllerSearcher(Searcher):
                 number = record.number
                 self.history.set_attrs(number, ray_trial_id=trial_id, resumed=True)
             else:  # closed as interrupted by a driver that stopped: trained again as a new trial, which resumes
-                number = self._start(trial_id, cell, rerun_of=record.number)  # from the old one's checkpoint
-                for epoch, value in enumerate(record.curve, start=1):  # so its curve starts with the old epochs
-                    self.history.report(number, epoch, value)
+                # from the old one's checkpoint, so its curve starts with the old epochs
+                number = self._start(trial_id, cell, curve=record.curve, rerun_of=record.number)
             self._track(trial_id, number, cell, record.attrs.get("ray_trial_id", trial_id))
             if checkpoint is not None:
                 self.resuming.add(trial_id)
@@ -100,12 +99,15 @@ class ControllerSearcher(Searcher):
             self.publisher.trial_started(number)
         return self._config(number, cell, None)
 
-    def _start(self, trial_id: str, cell: Any, **attrs: Any) -> int:
+    def _start(self, trial_id: str, cell: Any, curve: list[float] = (), **attrs: Any) -> int:
+        cell_hash = self.space.hash(cell)
+        # the drawing's artifact is named in the start's own transaction; the publisher draws it later, off this thread
+        drawing = self.publisher.drawing_attrs(cell_hash) if self.publisher is not None else {}
         return self.history.start(
-            cell=self.space.to_data(cell), cell_hash=self.space.hash(cell), controller=self.controller.name,
+            cell=self.space.to_data(cell), cell_hash=cell_hash, controller=self.controller.name,
             encoding=[int(v) for v in self.space.encode_vector(cell)], encoding_names=self.names,
-            cardinalities=self.cardinalities, choices=self.choices, ray_trial_id=trial_id, started_at=time.time(),
-            **attrs)
+            cardinalities=self.cardinalities, choices=self.choices, curve=curve, system_attrs=drawing,
+            ray_trial_id=trial_id, started_at=time.time(), **attrs)
 
     def trial_restarted(self, trial_id: str, *, reason: str, node: str | None, epoch: int) -> None:
         """Ray restarts a trial whose worker or node died, from its last checkpoint (`retries` times at most): its

@@ -2,10 +2,10 @@
 with a user's evaluator, evaluators/custom.py, or the simulated one, evaluators/simulated.py, by the same rules).
 
 Each epoch but the last is reported to Tune with a checkpoint (so ASHA can stop weak cells, and a trial whose worker
-dies resumes elsewhere from it). The last epoch is reported once the evaluator has finished, together with the
-costs it measures at the end (latency, wall time), so that a scheduler stopping the trial at its last epoch never
-cuts off those figures. A failed evaluation is reported as a result with `failed` set and the reason; the trainable
-itself never raises for a bad cell.
+dies resumes elsewhere from it), unless the trial's folder holds nothing to resume from. The last epoch is reported
+once the evaluator has finished, together with the costs it measures at the end (latency, wall time), so that a
+scheduler stopping the trial at its last epoch never cuts off those figures. A failed evaluation is reported as a
+result with `failed` set and the reason; the trainable itself never raises for a bad cell.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def train_trial(config: dict) -> None:
         if epoch >= epochs:
             held.update(payload)  # reported below, with the costs measured at the end
             return False
-        tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(work)))
+        tune.report(payload, checkpoint=_checkpoint(work))
         return False
 
     try:
@@ -68,7 +68,7 @@ def train_trial(config: dict) -> None:
                       "resumed_from": result.resumed_from or 0,
                       "trainable_s": time.perf_counter() - entered, **skipped_videos(settings.data)})
         tune.report({k: v for k, v in final.items() if v is not None},
-                    checkpoint=tune.Checkpoint.from_directory(str(work)))
+                    checkpoint=_checkpoint(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -118,7 +118,7 @@ def train_custom_trial(config: dict) -> None:
     def report(epoch: int, metrics: dict) -> bool:
         if epoch < settings.epochs:
             tune.report({**metrics, "epoch": epoch, "node": node},
-                        checkpoint=tune.Checkpoint.from_directory(str(work)))
+                        checkpoint=_checkpoint(work))
         return False
 
     context = TrialContext(settings=dict(settings.settings), epochs=settings.epochs, seed=settings.seed,
@@ -134,7 +134,7 @@ def train_custom_trial(config: dict) -> None:
             return
         tune.report({**final, "epoch": int(context.reported.get("epoch", settings.epochs)), "node": node,
                      "wall_time_s": time.perf_counter() - entered, "trainable_s": time.perf_counter() - entered},
-                    checkpoint=tune.Checkpoint.from_directory(str(work)))
+                    checkpoint=_checkpoint(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -202,6 +202,14 @@ def _working_folder(config: dict) -> Path:
     elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
         shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
     return work
+
+
+def _checkpoint(work: Path):
+    """The trial's working folder as a Tune checkpoint, or None while it holds nothing (a custom evaluator that
+    keeps no files): Ray would copy an empty folder to the run's storage, and the driver record it, every epoch."""
+    from ray import tune
+
+    return tune.Checkpoint.from_directory(str(work)) if any(work.iterdir()) else None
 
 
 def _tune_metrics(metrics: dict, *, epoch: int, node: str) -> dict:

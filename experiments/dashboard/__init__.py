@@ -8,6 +8,7 @@ artifact, a markdown note per trial, and attnas's own plotly figures; plus a sel
     figures.py     the plotly figures and the numbers behind them
     store.py       the run's artifact store (runs/<name>/artifacts)
     publisher.py   the driver's hook: drawings, notes and throttled figure refreshes while a search runs
+    background.py  the publisher's work on a thread of its own, off the driver's search loop
     references.py  `attnas references RUN`: score the reference cells once per run
     server.py      `attnas dashboard RUN`: optuna-dashboard on 127.0.0.1 (another host only when asked)
     report.py      `attnas report RUN -o report.html`

@@ -1,8 +1,9 @@
 """Keeps what optuna-dashboard shows of a search current while it runs: the driver calls `trial_started` when a
-trial is recorded (its cell's drawing is uploaded as an SVG artifact, while the trial can still take artifacts) and
-`trial_finished` when it is closed (its markdown note is written; attnas's figures are refreshed at most every
-`min_interval_s` seconds, and at most a tenth of the time), then `finish` once at the end of the search (a last
-refresh).
+trial is recorded (its cell's drawing is stored as an SVG artifact) and `trial_finished` when it is closed (its
+markdown note is written; attnas's figures are refreshed at most every `min_interval_s` seconds, and at most a tenth
+of the time), then `finish` once at the end of the search (a last refresh). The driver runs all of this on a thread
+of its own (`background.py`); a trial that finishes before its drawing is made still gets it, because the drawing's
+artifact is named in the trial's start (`drawing_attrs`) and only its file is written later.
 
 Artifacts live in the run folder (runs/<name>/artifacts, see `store.py`); notes and figures live in the study.
 The dashboard is an addition to the search, never a reason for it to stop: an error here is logged, remembered in
@@ -10,17 +11,21 @@ The dashboard is an addition to the search, never a reason for it to stop: an er
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import tempfile
 import time
+import uuid
 import warnings
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import ArtifactMeta, FileSystemArtifactStore, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna_dashboard import save_note, save_plotly_graph_object
 
 from attnas.experiments.dashboard.data import load_points, load_references, point_from_trial
@@ -62,18 +67,34 @@ class DashboardPublisher:
         return cls(history=history, artifact_dir=run_artifact_dir(run), run_path=str(run.path), **kwargs)
 
     # ------------------------------------------------------------------------------------- driver hooks
+    @staticmethod
+    def drawing_attrs(cell_hash: str) -> dict[str, Any]:
+        """The system attribute naming a trial's drawing artifact, for the trial's start to hold (cheap: no drawing);
+        `trial_started` writes the drawing's file under that artifact id. Optuna's `upload_artifact` layout."""
+        meta = ArtifactMeta(artifact_id=str(uuid.uuid4()), filename=f"{DRAWING_PREFIX}{cell_hash}.svg",
+                            mimetype="image/svg+xml", encoding=None)
+        return {_ARTIFACT_KEY + meta.artifact_id: json.dumps(asdict(meta))}
+
     def trial_started(self, number: int) -> None:
-        """Upload the drawing of trial `number`'s cell (once; a resumed trial keeps its drawing)."""
+        """Store the drawing of trial `number`'s cell (once; a resumed trial keeps its drawing)."""
         self._guard(f"drawing of trial {number}", lambda: self._upload_drawing(number))
 
     def trial_finished(self, number: int) -> None:
         """Write trial `number`'s note, and refresh the figures when the last refresh is old enough."""
+        self.write_note(number)
+        self.refresh_if_due()
+
+    def write_note(self, number: int) -> None:
+        """Write trial `number`'s note; the figures then have a trial to catch up with (`refresh_if_due`)."""
         self._guard(f"note of trial {number}", lambda: self._write_note(number))
         self.pending += 1
+
+    def refresh_if_due(self) -> None:
+        """Refresh the figures when a trial finished since the last refresh and that refresh is old enough."""
         # On a long history a refresh takes seconds: wait at least ten times its last duration, so that it never
-        # holds up the search loop more than a tenth of the time.
+        # takes more than a tenth of the time.
         interval = max(self.min_interval_s, 10 * self.refresh_seconds)
-        if self.last_refresh is None or self.clock() - self.last_refresh >= interval:
+        if self.pending and (self.last_refresh is None or self.clock() - self.last_refresh >= interval):
             self.refresh()
 
     def finish(self) -> None:
@@ -96,15 +117,28 @@ class DashboardPublisher:
 
     def _upload_drawing(self, number: int) -> None:
         trial = self._frozen(number)
-        if has_drawing(trial) or trial.state.is_finished():
-            return
         cell = trial.user_attrs.get("cell")
         cell_hash = trial.user_attrs.get("hash", "cell")
+        named = drawing_id(trial)
+        if named is not None:  # named by the trial's start (`drawing_attrs`): its file, unless already there
+            if not self._stored(named):
+                svg = cell_svg(cell, title=f"trial {number}: cell {cell_hash}")
+                self.store.write(named, io.BytesIO(svg.encode()))
+            return
+        if trial.state.is_finished():  # a trial started without a name for its drawing can no longer take one
+            return
         with tempfile.TemporaryDirectory(prefix="attnas-drawing-") as folder:
             path = Path(folder) / f"{DRAWING_PREFIX}{cell_hash}.svg"
             path.write_text(cell_svg(cell, title=f"trial {number}: cell {cell_hash}"))
             upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=trial,
                             storage=self.history.storage, mimetype="image/svg+xml")
+
+    def _stored(self, artifact_id: str) -> bool:
+        try:
+            with self.store.open_reader(artifact_id):
+                return True
+        except ArtifactNotFound:
+            return False
 
     def _write_note(self, number: int) -> None:
         trial = self._frozen(number)

@@ -75,6 +75,7 @@ def test_a_new_driver_can_finish_a_trial_left_running(tmp_path):
     first = History(url)
     number = start(first, load_zoo("double_attention"))
     first.report(number, 1, 0.3)
+    first.flush(number)  # an epoch's value is written with the trial's next write; here there is none
     second = History(url, create=False)
     second.report(number, 2, 0.4)
     second.finish(number, state=COMPLETE, values={"accuracy": 0.45})
@@ -131,3 +132,80 @@ def test_fast_reader_gives_what_optunas_reader_gives(history, monkeypatch):
     monkeypatch.setattr(module, "supported", lambda: False)
     assert history.trials() == fast
     assert [r.state for r in fast] == [COMPLETE, PRUNED, FAILED, RUNNING]
+
+
+# ------------------------------------------------------------------------------------------ batched writes
+def writes_of(history, calls) -> int:
+    """How many write transactions (commits that wrote) `calls()` makes."""
+    from benchmarks.driver_overhead import WriteCounter
+
+    with WriteCounter().counting() as counter:
+        calls()
+    return counter.writes["driver"] + counter.writes["other"]
+
+
+def test_a_trial_is_one_write_to_start_one_per_checkpoint_and_one_to_close(history):
+    rng = np.random.default_rng(5)
+    numbers = []
+    assert writes_of(history, lambda: numbers.append(start(history, SPACE.sample(rng), ray_trial_id="r"))) == 1
+    [number] = numbers
+    assert writes_of(history, lambda: history.report(number, 1, 0.3)) == 0
+    assert writes_of(history, lambda: history.set_attrs(number, checkpoint="ray/t/checkpoint_0")) == 1
+    assert history.trial(number).curve == [0.3], "the epoch and its checkpoint are written together"
+
+    def close():
+        history.report(number, 2, 0.4)
+        history.hold_attrs(number, checkpoint="ray/t/checkpoint_1")
+        history.finish(number, state=COMPLETE, values={"accuracy": 0.4, "macs": 2.0, "params": 3.0}, node="n")
+
+    assert writes_of(history, close) == 1
+    assert writes_of(history, lambda: history.finish(number, state=FAILED, reason="again")) == 0
+    record = history.trial(number)
+    assert (record.state, record.value, record.curve) == (COMPLETE, 0.4, [0.3, 0.4])
+    assert record.attrs["checkpoint"] == "ray/t/checkpoint_1" and record.attrs["node"] == "n"
+
+
+def driven(history, cells) -> None:
+    """The calls a driver makes for four trials: complete, pruned, failed, and one still running."""
+    numbers = [start(history, cell, ray_trial_id=f"r{i}") for i, cell in enumerate(cells)]
+    for number in numbers:
+        history.report(number, 1, 0.25)
+        history.set_attrs(number, checkpoint=f"ray/{number}/checkpoint_0")
+        history.report(number, 1, 0.99)  # a repeated epoch is ignored
+    history.report(numbers[0], 2, 0.5)
+    history.hold_attrs(numbers[0], checkpoint="ray/0/checkpoint_1")
+    history.finish(numbers[0], state=COMPLETE, values={"accuracy": 0.5, "macs": 7.0, "latency_ms": 1.5},
+                   value=0.45, node="n", epochs_done=2)
+    history.report(numbers[1], 2, 0.3)
+    history.finish(numbers[1], state=PRUNED, values={"accuracy": 0.3}, node="n")
+    history.finish(numbers[2], state=FAILED, reason="loss became nan", values={"accuracy": 0.1})
+    history.finish(numbers[2], state=COMPLETE, values={"accuracy": 0.9})  # a second close changes nothing
+    rerun = start(history, cells[3], curve=[0.2, float("nan")], rerun_of=numbers[2])
+    history.report(rerun, 3, 0.6)
+    history.flush(rerun)
+
+
+def test_batched_writes_leave_what_optunas_public_api_leaves(tmp_path, monkeypatch):
+    """The same driver calls, written in one transaction each and by Optuna's public API one commit at a time (the
+    path taken with an Optuna version optuna_tables does not know), leave the same study."""
+    import attnas.experiments.optuna_tables as tables
+
+    cells = [SPACE.sample(np.random.default_rng(11)) for _ in range(4)]
+    batched = History(sqlite_url(str(tmp_path / "batched.db")))
+    driven(batched, cells)
+    monkeypatch.setattr(tables, "supported", lambda: False)
+    public = History(sqlite_url(str(tmp_path / "public.db")))
+    driven(public, cells)
+
+    def fields(history):
+        return [(t.number, t.state, t.value, t.params, t.distributions, t.user_attrs, t.intermediate_values)
+                for t in history.study.get_trials()]
+
+    assert fields(batched) == fields(public)
+    monkeypatch.undo()
+    records = batched.trials()
+    assert [r.state for r in records] == [COMPLETE, PRUNED, FAILED, RUNNING, RUNNING]
+    assert [r.curve for r in records] == [[0.25, 0.5], [0.25, 0.3], [0.25], [0.25], [0.2, 0.6]]
+    assert [r.value for r in records[:3]] == [0.45, 0.3, None]  # complete: the reward; pruned: its last metric
+    assert records[0].attrs["checkpoint"] == "ray/0/checkpoint_1" and records[0].values["latency_ms"] == 1.5
+    assert records[2].reason == "loss became nan" and records[4].attrs["rerun_of"] == records[2].number
