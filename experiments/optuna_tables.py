@@ -7,8 +7,9 @@ the history falls back to Optuna's public reader, which is always right, only sl
 """
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 
@@ -74,3 +75,90 @@ def _read(backend: optuna.storages.RDBStorage, study_id: int) -> list[tuple]:
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
     return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
              complete) for trial_id, number, state, start, complete in rows]
+
+
+def insert_trials(storage: Any, study_id: int, trials: Sequence[optuna.trial.FrozenTrial]) -> bool:
+    """Add finished or running `trials` (numbered after the study's last trial, in order) to `study_id` in one
+    transaction of bulk inserts: what `Study.add_trials` stores, written a hundred times faster, for histories of
+    tens of thousands of trials made for tests and benchmarks. False, with nothing written, when this adapter does
+    not apply (see the module docstring): the caller then uses `Study.add_trials`."""
+    backend = getattr(storage, "_backend", storage)
+    if not supported() or not isinstance(backend, optuna.storages.RDBStorage):
+        return False
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trial_table = models.TrialModel.__table__
+    row_columns = _row_columns()
+    shared: dict[tuple, tuple] = {}  # trials often share their params and attribute objects: each is encoded once
+
+    def once(what: str, key: Any, encode) -> Any:
+        if (what, id(key)) not in shared:
+            shared[what, id(key)] = (key, encode())  # holding `key` keeps its id from being reused
+        return shared[what, id(key)][1]
+
+    @functools.lru_cache(maxsize=None)
+    def as_json(distribution: optuna.distributions.BaseDistribution) -> str:
+        return optuna.distributions.distribution_to_json(distribution)
+
+    with backend.engine.begin() as connection:
+        first = connection.execute(sa.select(sa.func.count()).select_from(trial_table)
+                                   .where(trial_table.c.study_id == study_id)).scalar_one()
+        connection.execute(trial_table.insert(), [
+            {"number": first + i, "study_id": study_id, "state": t.state, "datetime_start": _utc(t.datetime_start),
+             "datetime_complete": _utc(t.datetime_complete)} for i, t in enumerate(trials)])
+        ids = dict(connection.execute(sa.select(trial_table.c.number, trial_table.c.trial_id).where(
+            trial_table.c.study_id == study_id, trial_table.c.number >= first)).all())
+        rows: dict[Any, list[tuple]] = {model: [] for model in row_columns}
+        for i, trial in enumerate(trials):
+            trial_id = ids[first + i]
+            if trial.value is not None:
+                value, kind = models.TrialValueModel.value_to_stored_repr(trial.value)
+                rows[models.TrialValueModel].append((trial_id, 0, value, kind.name))
+            params = once("params", trial.params, lambda: [
+                (name, trial.distributions[name].to_internal_repr(value), as_json(trial.distributions[name]))
+                for name, value in trial.params.items()])
+            rows[models.TrialParamModel].extend((trial_id, *param) for param in params)
+            for model, attrs in ((models.TrialUserAttributeModel, trial.user_attrs),
+                                 (models.TrialSystemAttributeModel, trial.system_attrs)):
+                rows[model].extend((trial_id, key, once("json", value, lambda: json.dumps(value))
+                                    if isinstance(value, (dict, list)) else json.dumps(value))
+                                   for key, value in attrs.items())
+            for step, value in trial.intermediate_values.items():
+                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+                rows[models.TrialIntermediateValueModel].append((trial_id, step, stored, kind.name))
+        for model, batch in rows.items():
+            if batch:
+                _execute_many(connection, model.__table__, row_columns[model], batch)
+    return True
+
+
+def _execute_many(connection: Any, table: Any, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One INSERT of many plain rows straight through the database driver: SQLAlchemy's per-row parameter handling
+    costs more than the database's own work at millions of rows. Enum columns hold their member's name, as
+    SQLAlchemy stores them."""
+    compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(columns))
+    if compiled.positional:
+        order = [columns.index(key) for key in compiled.positiontup]
+        if order != sorted(order):
+            rows = [tuple(row[i] for i in order) for row in rows]
+        connection.exec_driver_sql(str(compiled), rows)
+    else:
+        connection.exec_driver_sql(str(compiled), [dict(zip(columns, row)) for row in rows])
+
+
+def _row_columns() -> dict[Any, tuple[str, ...]]:
+    from optuna.storages._rdb import models
+
+    return {models.TrialValueModel: ("trial_id", "objective", "value", "value_type"),
+            models.TrialParamModel: ("trial_id", "param_name", "param_value", "distribution_json"),
+            models.TrialUserAttributeModel: ("trial_id", "key", "value_json"),
+            models.TrialSystemAttributeModel: ("trial_id", "key", "value_json"),
+            models.TrialIntermediateValueModel: ("trial_id", "step", "intermediate_value", "intermediate_value_type")}
+
+
+def _utc(moment: Any) -> Any:
+    """A naive local time as Optuna stores it: naive UTC (`TrialModel.datetime_start`'s setter)."""
+    import datetime
+
+    return None if moment is None else moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
