@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import optuna
+from optuna.trial import TrialState
 
 UNREADABLE = object()  # what `read_rows` puts for a user attribute whose stored JSON does not parse
 SUPPORTED = ((4, 0), (5, 2))  # Optuna versions [from, until) whose table layout this reader knows
@@ -32,19 +33,68 @@ def storage_of(study: optuna.Study) -> tuple[Any, int]:
     return study._storage, study._study_id
 
 
-def read_rows(storage: Any, study_id: int) -> list[tuple] | None:
+def read_rows(storage: Any, study_id: int, *, states: Iterable[TrialState] | None = None,
+              numbers: Iterable[int] | None = None, keys: Iterable[str] | None = None,
+              curves: bool = True) -> list[tuple] | None:
     """(number, state, value, user attrs, intermediate values, start, complete) per trial of `study_id`, straight
-    from the tables of an RDB storage; None when this reader does not apply (see the module docstring)."""
-    backend = getattr(storage, "_backend", storage)  # Optuna may wrap its RDBStorage in a caching layer
-    if not supported() or not isinstance(backend, optuna.storages.RDBStorage):
+    from the tables of an RDB storage; None when this reader does not apply (see the module docstring). Only the
+    trials in `states` and `numbers`, only the user attributes named in `keys`, and no intermediate values without
+    `curves`, when given: what a reader of a long history needs, read without the rest."""
+    backend = _backend(storage)
+    if backend is None:
         return None
     try:
-        return _read(backend, study_id)
+        return _read(backend, study_id, states=None if states is None else list(states),
+                     numbers=None if numbers is None else list(numbers), keys=None if keys is None else list(keys),
+                     curves=curves)
     except Exception:  # tables that differ from the known layout: Optuna's own reader instead
         return None
 
 
-def _read(backend: optuna.storages.RDBStorage, study_id: int) -> list[tuple]:
+def count_states(storage: Any, study_id: int) -> dict[TrialState, int] | None:
+    """How many trials of `study_id` are in each state (one query); None when this reader does not apply."""
+    backend = _backend(storage)
+    if backend is None:
+        return None
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    try:
+        with backend.engine.connect() as connection:
+            return dict(connection.execute(sa.select(trials.c.state, sa.func.count()).where(
+                trials.c.study_id == study_id).group_by(trials.c.state)).all())
+    except Exception:
+        return None
+
+
+def numbers_with(storage: Any, study_id: int, keys: Iterable[str]) -> list[int] | None:
+    """The numbers of the trials of `study_id` holding any of the user attributes `keys`, in order; None when this
+    reader does not apply."""
+    backend = _backend(storage)
+    if backend is None:
+        return None
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    try:
+        with backend.engine.connect() as connection:
+            return list(connection.execute(
+                sa.select(trials.c.number).distinct().join(attrs, attrs.c.trial_id == trials.c.trial_id)
+                .where(trials.c.study_id == study_id, attrs.c.key.in_(list(keys))).order_by(trials.c.number))
+                .scalars())
+    except Exception:
+        return None
+
+
+def _backend(storage: Any) -> Any:
+    backend = getattr(storage, "_backend", storage)  # Optuna may wrap its RDBStorage in a caching layer
+    return backend if supported() and isinstance(backend, optuna.storages.RDBStorage) else None
+
+
+def _read(backend: optuna.storages.RDBStorage, study_id: int, *, states: list | None, numbers: list | None,
+          keys: list | None, curves: bool) -> list[tuple]:
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
@@ -52,28 +102,34 @@ def _read(backend: optuna.storages.RDBStorage, study_id: int) -> list[tuple]:
     values = models.TrialValueModel.__table__
     attrs = models.TrialUserAttributeModel.__table__
     steps = models.TrialIntermediateValueModel.__table__
-    mine = sa.select(trials.c.trial_id).where(trials.c.study_id == study_id)
+    where = [trials.c.study_id == study_id]
+    if states is not None:
+        where.append(trials.c.state.in_(states))
+    if numbers is not None:
+        where.append(trials.c.number.in_(numbers))
+    mine = sa.select(trials.c.trial_id).where(*where)
+    attr_filter = [attrs.c.trial_id.in_(mine)] + ([] if keys is None else [attrs.c.key.in_(keys)])
     with backend.engine.connect() as connection:
         rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
                                             trials.c.datetime_start, trials.c.datetime_complete)
-                                  .where(trials.c.study_id == study_id).order_by(trials.c.number)).all()
+                                  .where(*where).order_by(trials.c.number)).all()
         objective = {r[0]: models.TrialValueModel.stored_repr_to_value(r[1], r[2]) for r in connection.execute(
             sa.select(values.c.trial_id, values.c.value, values.c.value_type)
             .where(values.c.objective == 0, values.c.trial_id.in_(mine)))}
         user: dict[int, dict] = {}
         for trial_id, key, value_json in connection.execute(
-                sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(attrs.c.trial_id.in_(mine))):
+                sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(*attr_filter)):
             try:
                 user.setdefault(trial_id, {})[key] = json.loads(value_json)
             except (TypeError, ValueError):  # a tampered or corrupt row: `history.checked_attrs` names it
                 user.setdefault(trial_id, {})[key] = UNREADABLE
-        curves: dict[int, dict] = {}
+        curve: dict[int, dict] = {}
         for trial_id, step, value, kind in connection.execute(
                 sa.select(steps.c.trial_id, steps.c.step, steps.c.intermediate_value,
-                          steps.c.intermediate_value_type).where(steps.c.trial_id.in_(mine))):
-            curves.setdefault(trial_id, {})[step] = \
+                          steps.c.intermediate_value_type).where(steps.c.trial_id.in_(mine))) if curves else ():
+            curve.setdefault(trial_id, {})[step] = \
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
-    return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
+    return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curve.get(trial_id, {}), start,
              complete) for trial_id, number, state, start, complete in rows]
 
 
@@ -82,8 +138,8 @@ def insert_trials(storage: Any, study_id: int, trials: Sequence[optuna.trial.Fro
     transaction of bulk inserts: what `Study.add_trials` stores, written a hundred times faster, for histories of
     tens of thousands of trials made for tests and benchmarks. False, with nothing written, when this adapter does
     not apply (see the module docstring): the caller then uses `Study.add_trials`."""
-    backend = getattr(storage, "_backend", storage)
-    if not supported() or not isinstance(backend, optuna.storages.RDBStorage):
+    backend = _backend(storage)
+    if backend is None:
         return False
     import sqlalchemy as sa
     from optuna.storages._rdb import models
