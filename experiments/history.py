@@ -216,7 +216,7 @@ class History:
         numbers = None if numbers is None else sorted(set(numbers))
         keys = None if keys is None else tuple(keys)
         rows = read_rows(self.storage, self.study_id, states=optuna_states, numbers=numbers, keys=keys,
-                         curves=curves)
+                         curves=curves, times=False)  # a record holds no times
         if rows is None:
             chosen = None if numbers is None else set(numbers)
             rows = [(t.number, t.state, t.value,
@@ -273,9 +273,8 @@ class History:
         picks from every record), and the damaged records met on the way, by number. All complete trials are
         ranked on their values alone, then whole records are read best first until `count` undamaged ones are
         found: a long history is never read whole."""
-        light = self.trials([COMPLETE], keys=("values",), curves=False)
-        ranked = [r.number for r in best_of(light, math.inf, self.objective)]
-        damaged = self.trials(numbers=[r.number for r in light if r.problem])  # its values: it cannot be ranked
+        ranked, unranked = self._rank_complete()
+        damaged = self.trials(numbers=unranked)  # their values are damaged: they cannot be ranked
         best: list[TrialRecord] = []
         step = max(2 * count, 16)
         for start in range(0, len(ranked), step):
@@ -285,6 +284,30 @@ class History:
                     return best, sorted(damaged, key=lambda r: r.number)
                 (damaged if whole[number].problem else best).append(whole[number])
         return best, sorted(damaged, key=lambda r: r.number)
+
+    def _rank_complete(self) -> tuple[list[int], list[int]]:
+        """The numbers of the complete trials best first, as `best_of` orders their records, and of those whose
+        `values` are damaged (left out of the ranking); from each trial's value and values alone."""
+        from attnas.experiments.optuna_tables import read_rows
+
+        rows = read_rows(self.storage, self.study_id, states=[TrialState.COMPLETE], keys=("values",), curves=False,
+                         times=False)
+        if rows is None:
+            light = self.trials([COMPLETE], keys=("values",), curves=False)
+            return [r.number for r in best_of(light, math.inf, self.objective)], [r.number for r in light if r.problem]
+        objective, valid = self.objective, _FIELD_CHECKS["values"][0]
+        keys, unranked = [], []
+        for number, _, value, attrs, *_ in rows:  # what `_record` and `best_of` make of these two fields
+            values = attrs.get("values", {})
+            if values is UNREADABLE or not valid(values):  # valid values are all finite numbers
+                unranked.append(number)
+                continue
+            if not _finite(value):
+                value = values.get("accuracy")
+            if value is not None:
+                tier, reward = objective.rank(values, COMPLETE)
+                keys.append((-tier, -reward, number))
+        return [number for *_, number in sorted(keys)], unranked
 
     def trial(self, number: int) -> TrialRecord:
         found = self.trials(numbers=[number])

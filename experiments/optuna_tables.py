@@ -35,18 +35,19 @@ def storage_of(study: optuna.Study) -> tuple[Any, int]:
 
 def read_rows(storage: Any, study_id: int, *, states: Iterable[TrialState] | None = None,
               numbers: Iterable[int] | None = None, keys: Iterable[str] | None = None,
-              curves: bool = True) -> list[tuple] | None:
+              curves: bool = True, times: bool = True) -> list[tuple] | None:
     """(number, state, value, user attrs, intermediate values, start, complete) per trial of `study_id`, straight
     from the tables of an RDB storage; None when this reader does not apply (see the module docstring). Only the
-    trials in `states` and `numbers`, only the user attributes named in `keys`, and no intermediate values without
-    `curves`, when given: what a reader of a long history needs, read without the rest."""
+    trials in `states` and `numbers`, only the user attributes named in `keys`, no intermediate values without
+    `curves` and no times (None) without `times`, when asked: what a reader of a long history needs, read without
+    the rest."""
     backend = _backend(storage)
     if backend is None:
         return None
     try:
         return _read(backend, study_id, states=None if states is None else list(states),
                      numbers=None if numbers is None else list(numbers), keys=None if keys is None else list(keys),
-                     curves=curves)
+                     curves=curves, times=times)
     except Exception:  # tables that differ from the known layout: Optuna's own reader instead
         return None
 
@@ -94,7 +95,7 @@ def _backend(storage: Any) -> Any:
 
 
 def _read(backend: optuna.storages.RDBStorage, study_id: int, *, states: list | None, numbers: list | None,
-          keys: list | None, curves: bool) -> list[tuple]:
+          keys: list | None, curves: bool, times: bool) -> list[tuple]:
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
@@ -110,8 +111,9 @@ def _read(backend: optuna.storages.RDBStorage, study_id: int, *, states: list | 
     mine = sa.select(trials.c.trial_id).where(*where)
     attr_filter = [attrs.c.trial_id.in_(mine)] + ([] if keys is None else [attrs.c.key.in_(keys)])
     with backend.engine.connect() as connection:
-        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
-                                            trials.c.datetime_start, trials.c.datetime_complete)
+        # parsing the times costs more than the rest of a row: SQLite keeps them as text
+        moments = (trials.c.datetime_start, trials.c.datetime_complete) if times else (sa.null(), sa.null())
+        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state, *moments)
                                   .where(*where).order_by(trials.c.number)).all()
         objective = {r[0]: models.TrialValueModel.stored_repr_to_value(r[1], r[2]) for r in connection.execute(
             sa.select(values.c.trial_id, values.c.value, values.c.value_type)
