@@ -1,9 +1,11 @@
 """The one place attnas reads Optuna's private RDB tables (`optuna.storages._rdb.models`), for speed.
 
 `read_rows` reads just the columns a history needs, several times faster than Optuna's `get_trials` on a long
-history (which also parses every parameter's distribution). It is used only with the Optuna versions it was
-written against (`SUPPORTED`); with any other version, another storage, or tables that differ, it returns None and
-the history falls back to Optuna's public reader, which is always right, only slower.
+history (which also parses every parameter's distribution), and only the trials, attributes and curves asked for;
+`count_states` and `numbers_with` count and find trials by query; `insert_trials` writes many trials in one
+transaction (generated histories for tests and benchmarks). They are used only with the Optuna versions they were
+written against (`SUPPORTED`); with any other version, another storage, or tables that differ, they return None (or
+False) and the caller falls back to Optuna's public API, which is always right, only slower.
 """
 from __future__ import annotations
 
