@@ -203,8 +203,13 @@ class Controller(abc.ABC):
         for observation in observations:
             self.observe(observation.trial_id, observation.cell, observation.values, observation.state)
         for trial_id, cell in pending:
-            self._pending[trial_id] = cell
-            self._pending_hashes[self.space.hash(cell)] = trial_id
+            self.hold_pending(trial_id, cell)
+
+    def hold_pending(self, trial_id: TrialId, cell: Any) -> None:
+        """Take `cell` as proposed for `trial_id` and not yet observed (a resumed search's trials that are trained
+        again): what `load_state_dict` does with a state's pending proposals, without reloading the rest."""
+        self._pending[trial_id] = cell
+        self._pending_hashes[self.space.hash(cell)] = trial_id
 
     def save(self, path: str | os.PathLike) -> None:
         """Write `state_dict()` as JSON to `path` atomically (a temporary file, then os.replace)."""

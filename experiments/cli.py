@@ -275,7 +275,6 @@ def _check_cluster(config, address: str | None) -> None:
 
 def _resume(args: argparse.Namespace) -> int:
     from attnas.experiments.config import load_experiment
-    from attnas.experiments.history import counted, to_rerun
     from attnas.experiments.launch import keep_experiment
     from attnas.experiments.run_folder import create_run
 
@@ -288,9 +287,9 @@ def _resume(args: argparse.Namespace) -> int:
     if overridden != config:  # overrides are part of the run: the next resume keeps them
         keep_experiment(run, overridden, space=run.space_file.read_text())
         config = overridden
-    records = run.history().trials()
-    done = sum(1 for r in records if counted(r))
-    if config.budget.trials is not None and done >= config.budget.trials and not to_rerun(records):
+    progress = run.history().progress()
+    done = progress.done
+    if config.budget.trials is not None and done >= config.budget.trials and not progress.rerun:
         print(f"run {run.name!r}: its budget of {config.budget.trials} trials is spent ({done} finished); extend "
               f"it with `attnas resume {run.path} --trials N` (N > {done})", file=sys.stderr)
         return 0
@@ -395,20 +394,19 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run_line(name: str, history) -> str:
     """One run's name, trials finished of its budget, states, and best value."""
-    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, counted, to_rerun
+    from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING
 
-    records = history.trials()
-    finished = [r for r in records if counted(r)]
-    counts = [f"{sum(1 for r in finished if r.state == s)} {s}" for s in (COMPLETE, PRUNED, FAILED)]
-    counts.append(f"{sum(1 for r in records if r.state == RUNNING)} {RUNNING}")
-    unfinished = sum(1 for r in to_rerun(records) if r.state != RUNNING)
+    progress = history.progress()
+    counts = [f"{progress.finished[s]} {s}" for s in (COMPLETE, PRUNED, FAILED)]
+    counts.append(f"{progress.counts[RUNNING]} {RUNNING}")
+    unfinished = sum(1 for r in progress.rerun if r.state != RUNNING)
     if unfinished:
         counts.append(f"{unfinished} interrupted")
     budget = _budget_of(history.metadata.get("experiment"))
     best = history.best(1)
     shown = f"best {history.objective.metric} {best[0].value:.4f} (trial {best[0].number}, {best[0].hash})" \
         if best else "no complete trial"
-    return f"{name}: {len(finished)}{f'/{budget}' if budget else ''} trials ({', '.join(counts)}); {shown}"
+    return f"{name}: {progress.done}{f'/{budget}' if budget else ''} trials ({', '.join(counts)}); {shown}"
 
 
 def _budget_of(experiment: str | None) -> int | None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Any
 
 from attnas.controllers import Controller, Observation, create_controller, get_controller
 from attnas.controllers.objective import Objective
 from attnas.experiments.config import ExperimentConfig, evaluator_config
-from attnas.experiments.history import TrialRecord, counted, to_rerun
+from attnas.experiments.history import RUNNING, TrialRecord, counted, to_rerun
 from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, quiet_ray
 from attnas.experiments.run_folder import RunFolder
 from attnas.experiments.summary import SearchSummary, summarize
@@ -42,21 +43,20 @@ def build_controller(config: ExperimentConfig, space: SearchSpace,
     for record in records:  # run_search has refused unreadable records before reading these
         if record.problem:  # a tampered or corrupt record: the controller learns from the others
             print(f"attnas: {record.problem}; left out of the controller's history", file=sys.stderr)
-    readable = [r for r in records if r.problem is None and _readable_cell(space, r)]
+    cells = {r.number: _cell_of(space, r) for r in records if r.problem is None}
+    readable = [r for r in records if cells.get(r.number, False) is not False]
     finished, interrupted = [], to_rerun(readable)
     for record in readable:
         if counted(record):
             values = {k: v for k, v in record.values.items()}
             finished.append(Observation(trial_id=record.attrs.get("ray_trial_id", f"history-{record.number}"),
-                                        cell=space.from_data(record.cell), values=values, state=record.state))
+                                        cell=cells[record.number], values=values, state=record.state))
     if finished or interrupted:
         cls = get_controller(config.controller_name)
         controller = cls.from_history(space, finished, seed=config.seed, objective=objective, **settings)
-        if interrupted:
-            state = controller.state_dict()
-            state["pending"] = [{"trial_id": r.attrs.get("ray_trial_id", f"history-{r.number}"), "cell": r.cell}
-                                for r in interrupted]
-            controller.load_state_dict(state)
+        for record in interrupted:
+            controller.hold_pending(record.attrs.get("ray_trial_id", f"history-{record.number}"),
+                                    space.from_data(record.cell))
     else:
         controller = create_controller(config.controller_name, space=space, seed=config.seed, objective=objective,
                                        **settings)
@@ -72,18 +72,18 @@ def refuse_unreadable(records: list[TrialRecord]) -> None:
                               "JSON (status, report and export still read the other trials)")
 
 
-def _readable_cell(space: SearchSpace, record: TrialRecord) -> bool:
-    """Whether a trial's recorded cell reads as a cell of the space; a corrupt record is named and left out of the
-    controller's history (and not trained again), and the search goes on with the others."""
+def _cell_of(space: SearchSpace, record: TrialRecord) -> Any:
+    """A trial's recorded cell as a cell of the space, None for a trial closed on purpose without one, or False
+    when it does not read as one: a corrupt record is named and left out of the controller's history (and not
+    trained again), and the search goes on with the others."""
     if record.attrs.get("half_written"):
-        return True  # closed on purpose without a cell; never read
+        return None  # closed on purpose without a cell; never read
     try:
-        space.from_data(record.cell)
+        return space.from_data(record.cell)
     except AttnasError as error:
         log.warning("trial %s: field 'cell': %s; the trial is left out of the controller's history",
                     record.number, str(error)[:200])
         return False
-    return True
 
 
 def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None = None,
@@ -98,10 +98,14 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
     history = run.history(create=True)
     history.metric = objective.metric
     history.set_metadata(objective=objective.to_dict())
-    refuse_unreadable(history.trials())
-    history.recover()
+    records = history.trials()  # the one whole read of the history a search makes
+    refuse_unreadable(records)
+    unfinished = [r.number for r in records if r.state == RUNNING]  # left running or queued: `recover` repairs
+    if unfinished:
+        history.recover()
+        fresh = {r.number: r for r in history.trials(numbers=unfinished)}
+        records = [fresh.get(r.number, r) for r in records]
     space = SearchSpace.from_yaml(str(run.space_file))
-    records = history.trials()
     controller, interrupted = build_controller(config, space, records)
     evaluator = evaluator_config(config.evaluator, where=config.source)
     epochs = int(evaluator.epochs)

@@ -256,16 +256,58 @@ class History:
         return self.storage.get_trial(self._trial_id(number))
 
     # --------------------------------------------------------------------------------------------- reading
-    def trials(self, states: Iterable[str] | None = None) -> list[TrialRecord]:
-        """Every trial (or those in `states`), oldest first."""
+    def trials(self, states: Iterable[str] | None = None, *, numbers: Iterable[int] | None = None,
+               keys: Iterable[str] | None = None, curves: bool = True) -> list[TrialRecord]:
+        """Every trial (or those in `states`, and those numbered `numbers`), oldest first. `keys` reads only those
+        user attributes (a record then holds only them: its `problem` covers only them), `curves=False` no
+        learning curves: how a long history is read for what a command needs."""
         from attnas.experiments.optuna_tables import read_rows
 
-        rows = read_rows(self.storage, self.study_id)
+        wanted = None if states is None else set(states)
+        optuna_states = None if wanted is None else [s for s, name in _FROM_OPTUNA.items() if name in wanted]
+        numbers = None if numbers is None else sorted(set(numbers))
+        keys = None if keys is None else tuple(keys)
+        rows = read_rows(self.storage, self.study_id, states=optuna_states, numbers=numbers, keys=keys,
+                         curves=curves, times=False)  # a record holds no times
         if rows is None:
-            rows = [(t.number, t.state, t.value, t.user_attrs, t.intermediate_values, t.datetime_start,
-                     t.datetime_complete) for t in self.study.get_trials(deepcopy=False)]
+            chosen = None if numbers is None else set(numbers)
+            rows = [(t.number, t.state, t.value,
+                     t.user_attrs if keys is None else {k: v for k, v in t.user_attrs.items() if k in keys},
+                     t.intermediate_values if curves else {}, t.datetime_start, t.datetime_complete)
+                    for t in self.study.get_trials(deepcopy=False, states=optuna_states)
+                    if chosen is None or t.number in chosen]
         records = [_record(*row[:5]) for row in rows]
-        return records if states is None else [r for r in records if r.state in set(states)]
+        return records if wanted is None else [r for r in records if r.state in wanted]
+
+    def counts(self) -> dict[str, int]:
+        """How many trials are complete, pruned, failed and running (one query on an RDB storage)."""
+        from attnas.experiments.optuna_tables import count_states
+
+        by_state = count_states(self.storage, self.study_id)
+        if by_state is None:
+            by_state = {}
+            for trial in self.study.get_trials(deepcopy=False):
+                by_state[trial.state] = by_state.get(trial.state, 0) + 1
+        counts = dict.fromkeys((COMPLETE, PRUNED, FAILED, RUNNING), 0)
+        for state, count in by_state.items():
+            counts[_FROM_OPTUNA.get(state, FAILED)] += count
+        return counts
+
+    def progress(self) -> "Progress":
+        """Counts by state, the trials that count in the budget, and the trials a resume trains again (`counted`,
+        `to_rerun`), reading only the trials that are running or flagged interrupted, half-written or re-run."""
+        from attnas.experiments.optuna_tables import numbers_with
+
+        flagged = numbers_with(self.storage, self.study_id, FLAGS)
+        counts = self.counts()
+        if flagged is None:
+            records = self.trials()
+        else:
+            running = [r.number for r in self.trials([RUNNING], keys=(), curves=False)]
+            records = self.trials(numbers=[*flagged, *running])
+        left_out = {s: sum(1 for r in records if r.state == s and not counted(r)) for s in counts}
+        return Progress(counts=counts, finished={s: counts[s] - left_out[s] for s in (COMPLETE, PRUNED, FAILED)},
+                        rerun=to_rerun(records))
 
     @property
     def objective(self):
@@ -276,13 +318,70 @@ class History:
 
     def best(self, count: int = 1) -> list[TrialRecord]:
         """The `count` best complete trials under the run's objective, best first."""
-        return best_of(self.trials([COMPLETE]), count, objective=self.objective)
+        return self.ranked(count)[0]
+
+    def ranked(self, count: int) -> tuple[list[TrialRecord], list[TrialRecord]]:
+        """The `count` best complete, undamaged trials under the run's objective, best first (what `best_of`
+        picks from every record), and the damaged records met on the way, by number. All complete trials are
+        ranked on their values alone, then whole records are read best first until `count` undamaged ones are
+        found: a long history is never read whole."""
+        ranked, unranked = self._rank_complete()
+        damaged = self.trials(numbers=unranked)  # their values are damaged: they cannot be ranked
+        best: list[TrialRecord] = []
+        step = max(2 * count, 16)
+        for start in range(0, len(ranked), step):
+            whole = {r.number: r for r in self.trials(numbers=ranked[start:start + step])}
+            for number in ranked[start:start + step]:
+                if len(best) == count:
+                    return best, sorted(damaged, key=lambda r: r.number)
+                (damaged if whole[number].problem else best).append(whole[number])
+        return best, sorted(damaged, key=lambda r: r.number)
+
+    def _rank_complete(self) -> tuple[list[int], list[int]]:
+        """The numbers of the complete trials best first, as `best_of` orders their records, and of those whose
+        `values` are damaged (left out of the ranking); from each trial's value and values alone."""
+        from attnas.experiments.optuna_tables import read_rows
+
+        rows = read_rows(self.storage, self.study_id, states=[TrialState.COMPLETE], keys=("values",), curves=False,
+                         times=False)
+        if rows is None:
+            light = self.trials([COMPLETE], keys=("values",), curves=False)
+            return [r.number for r in best_of(light, math.inf, self.objective)], [r.number for r in light if r.problem]
+        objective, valid = self.objective, _FIELD_CHECKS["values"][0]
+        keys, unranked = [], []
+        for number, _, value, attrs, *_ in rows:  # what `_record` and `best_of` make of these two fields
+            values = attrs.get("values", {})
+            if values is UNREADABLE or not valid(values):  # valid values are all finite numbers
+                unranked.append(number)
+                continue
+            if not _finite(value):
+                value = values.get("accuracy")
+            if value is not None:
+                tier, reward = objective.rank(values, COMPLETE)
+                keys.append((-tier, -reward, number))
+        return [number for *_, number in sorted(keys)], unranked
 
     def trial(self, number: int) -> TrialRecord:
-        for record in self.trials():
-            if record.number == number:
-                return record
-        raise AttnasError(f"no trial {number} in this history (trials 0..{len(self.study.trials) - 1})")
+        found = self.trials(numbers=[number])
+        if found:
+            return found[0]
+        raise AttnasError(f"no trial {number} in this history (trials 0..{sum(self.counts().values()) - 1})")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a search got, read without reading every trial (`History.progress`)."""
+
+    counts: dict[str, int]  # every trial by state
+    finished: dict[str, int]  # complete, pruned and failed trials that count in the budget (`counted`)
+    rerun: list[TrialRecord]  # what a resume trains again (`to_rerun`)
+
+    @property
+    def done(self) -> int:
+        return sum(self.finished.values())
+
+
+FLAGS = ("interrupted", "half_written", "rerun_of")  # user attributes that change what counts (`counted`, `to_rerun`)
 
 
 def counted(record: TrialRecord) -> bool:
@@ -303,20 +402,31 @@ def best_of(records: Iterable[TrialRecord], count: int, objective: Any = None) -
     (budgets first, then reward) when an objective is given, else by value."""
     complete = [r for r in records if r.state == COMPLETE and r.value is not None and r.problem is None]
     if objective is None:
-        return sorted(complete, key=lambda r: (-r.value, r.number))[:count]
+        return sorted(complete, key=lambda r: (-r.value, r.number))[:_limit(count)]
     keys = {r.number: objective.rank(r.values, COMPLETE) for r in complete}
-    return sorted(complete, key=lambda r: (-keys[r.number][0], -keys[r.number][1], r.number))[:count]
+    return sorted(complete, key=lambda r: (-keys[r.number][0], -keys[r.number][1], r.number))[:_limit(count)]
+
+
+def _limit(count: float) -> int | None:
+    return None if count == math.inf else int(count)
 
 
 def list_studies(storage: str) -> list[tuple[str, int]]:
-    """(study name, number of trials) of every run a database holds, in creation order."""
+    """(study name, number of trials) of every run a database holds, in creation order; the trials are counted by
+    query (Optuna's study summaries would read every trial of every run)."""
+    from attnas.experiments.optuna_tables import count_states
+
     try:
-        summaries = optuna.get_all_study_summaries(storage=storage, include_best_trial=False)
+        rdb = _open_storage(storage)
+        found = []
+        for study in rdb.get_all_studies():
+            study_id = rdb.get_study_id_from_name(study.study_name)
+            counts = count_states(rdb, study_id)
+            found.append((study.study_name, sum(counts.values()) if counts is not None
+                          else len(rdb.get_all_trials(study_id, deepcopy=False))))
     except Exception as error:  # SQLAlchemy's and Optuna's own errors: a bad URL, an unreachable server
         raise AttnasError(f"{_redact(storage)}: cannot open the history storage ({_first_line(error)})") from None
-    return [(s.study_name, s.n_trials) for s in summaries]
-
-
+    return found
 
 
 def _valid_cell(value: Any) -> bool:

@@ -1,19 +1,23 @@
 """The one place attnas reaches into Optuna's private RDB storage (`optuna.storages._rdb`), for speed.
 
 `read_rows` reads just the columns a history needs, several times faster than Optuna's `get_trials` on a long
-history (which also parses every parameter's distribution). `write_trial` writes what a trial's epoch or close
-changes (intermediate values, user attributes, state and value) in one transaction, where Optuna's public storage
-API commits each on its own. Both are used only with the Optuna versions they were written against (`SUPPORTED`);
-with any other version or another storage they return None and the history falls back to Optuna's public API, which
-is always right, only slower (`read_rows` also falls back on tables that differ).
+history (which also parses every parameter's distribution), and only the trials, attributes and curves asked for;
+`count_states` and `numbers_with` count and find trials by query; `create_trial` and `write_trial` write a trial's
+start, and what its epoch or close changes, in one transaction each, where Optuna's public storage API commits each
+param, attribute and value on its own; `insert_trials` writes many trials in one transaction (generated histories for
+tests and benchmarks). They are used only with the Optuna versions they were written against (`SUPPORTED`); with
+any other version, another storage, or tables that differ, they return None (or False) and the caller falls back to
+Optuna's public API, which is always right, only slower.
 """
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import optuna
+from optuna.trial import TrialState
 
 UNREADABLE = object()  # what `read_rows` puts for a user attribute whose stored JSON does not parse
 SUPPORTED = ((4, 0), (5, 2))  # Optuna versions [from, until) whose table layout this reader knows
@@ -34,24 +38,69 @@ def storage_of(study: optuna.Study) -> tuple[Any, int]:
     return study._storage, study._study_id
 
 
-def _rdb(storage: Any) -> optuna.storages.RDBStorage | None:
-    backend = getattr(storage, "_backend", storage)  # Optuna may wrap its RDBStorage in a caching layer
-    return backend if supported() and isinstance(backend, optuna.storages.RDBStorage) else None
-
-
-def read_rows(storage: Any, study_id: int) -> list[tuple] | None:
+def read_rows(storage: Any, study_id: int, *, states: Iterable[TrialState] | None = None,
+              numbers: Iterable[int] | None = None, keys: Iterable[str] | None = None,
+              curves: bool = True, times: bool = True) -> list[tuple] | None:
     """(number, state, value, user attrs, intermediate values, start, complete) per trial of `study_id`, straight
-    from the tables of an RDB storage; None when this reader does not apply (see the module docstring)."""
-    backend = _rdb(storage)
+    from the tables of an RDB storage; None when this reader does not apply (see the module docstring). Only the
+    trials in `states` and `numbers`, only the user attributes named in `keys`, no intermediate values without
+    `curves` and no times (None) without `times`, when asked: what a reader of a long history needs, read without
+    the rest."""
+    backend = _backend(storage)
     if backend is None:
         return None
     try:
-        return _read(backend, study_id)
+        return _read(backend, study_id, states=None if states is None else list(states),
+                     numbers=None if numbers is None else list(numbers), keys=None if keys is None else list(keys),
+                     curves=curves, times=times)
     except Exception:  # tables that differ from the known layout: Optuna's own reader instead
         return None
 
 
-def _read(backend: optuna.storages.RDBStorage, study_id: int) -> list[tuple]:
+def count_states(storage: Any, study_id: int) -> dict[TrialState, int] | None:
+    """How many trials of `study_id` are in each state (one query); None when this reader does not apply."""
+    backend = _backend(storage)
+    if backend is None:
+        return None
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    try:
+        with backend.engine.connect() as connection:
+            return dict(connection.execute(sa.select(trials.c.state, sa.func.count()).where(
+                trials.c.study_id == study_id).group_by(trials.c.state)).all())
+    except Exception:
+        return None
+
+
+def numbers_with(storage: Any, study_id: int, keys: Iterable[str]) -> list[int] | None:
+    """The numbers of the trials of `study_id` holding any of the user attributes `keys`, in order; None when this
+    reader does not apply."""
+    backend = _backend(storage)
+    if backend is None:
+        return None
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    try:
+        with backend.engine.connect() as connection:
+            return list(connection.execute(
+                sa.select(trials.c.number).distinct().join(attrs, attrs.c.trial_id == trials.c.trial_id)
+                .where(trials.c.study_id == study_id, attrs.c.key.in_(list(keys))).order_by(trials.c.number))
+                .scalars())
+    except Exception:
+        return None
+
+
+def _backend(storage: Any) -> Any:
+    backend = getattr(storage, "_backend", storage)  # Optuna may wrap its RDBStorage in a caching layer
+    return backend if supported() and isinstance(backend, optuna.storages.RDBStorage) else None
+
+
+def _read(backend: optuna.storages.RDBStorage, study_id: int, *, states: list | None, numbers: list | None,
+          keys: list | None, curves: bool, times: bool) -> list[tuple]:
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
@@ -59,28 +108,35 @@ def _read(backend: optuna.storages.RDBStorage, study_id: int) -> list[tuple]:
     values = models.TrialValueModel.__table__
     attrs = models.TrialUserAttributeModel.__table__
     steps = models.TrialIntermediateValueModel.__table__
-    mine = sa.select(trials.c.trial_id).where(trials.c.study_id == study_id)
+    where = [trials.c.study_id == study_id]
+    if states is not None:
+        where.append(trials.c.state.in_(states))
+    if numbers is not None:
+        where.append(trials.c.number.in_(numbers))
+    mine = sa.select(trials.c.trial_id).where(*where)
+    attr_filter = [attrs.c.trial_id.in_(mine)] + ([] if keys is None else [attrs.c.key.in_(keys)])
     with backend.engine.connect() as connection:
-        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
-                                            trials.c.datetime_start, trials.c.datetime_complete)
-                                  .where(trials.c.study_id == study_id).order_by(trials.c.number)).all()
+        # parsing the times costs more than the rest of a row: SQLite keeps them as text
+        moments = (trials.c.datetime_start, trials.c.datetime_complete) if times else (sa.null(), sa.null())
+        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state, *moments)
+                                  .where(*where).order_by(trials.c.number)).all()
         objective = {r[0]: models.TrialValueModel.stored_repr_to_value(r[1], r[2]) for r in connection.execute(
             sa.select(values.c.trial_id, values.c.value, values.c.value_type)
             .where(values.c.objective == 0, values.c.trial_id.in_(mine)))}
         user: dict[int, dict] = {}
         for trial_id, key, value_json in connection.execute(
-                sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(attrs.c.trial_id.in_(mine))):
+                sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(*attr_filter)):
             try:
                 user.setdefault(trial_id, {})[key] = json.loads(value_json)
             except (TypeError, ValueError):  # a tampered or corrupt row: `history.checked_attrs` names it
                 user.setdefault(trial_id, {})[key] = UNREADABLE
-        curves: dict[int, dict] = {}
+        curve: dict[int, dict] = {}
         for trial_id, step, value, kind in connection.execute(
                 sa.select(steps.c.trial_id, steps.c.step, steps.c.intermediate_value,
-                          steps.c.intermediate_value_type).where(steps.c.trial_id.in_(mine))):
-            curves.setdefault(trial_id, {})[step] = \
+                          steps.c.intermediate_value_type).where(steps.c.trial_id.in_(mine))) if curves else ():
+            curve.setdefault(trial_id, {})[step] = \
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
-    return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curves.get(trial_id, {}), start,
+    return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curve.get(trial_id, {}), start,
              complete) for trial_id, number, state, start, complete in rows]
 
 
@@ -91,7 +147,7 @@ def create_trial(storage: Any, study_id: int, *, params: Mapping[str, tuple[floa
     intermediate values, inserted in one transaction as Optuna's `create_new_trial` stores a template trial (the
     study's row locked while the trial's number is counted); (trial id, number), or None when this writer does not
     apply (see the module docstring). Bulk inserts: Optuna's ORM path costs a few queries per param and attribute."""
-    backend = _rdb(storage)
+    backend = _backend(storage)
     if backend is None:
         return None
     import sqlalchemy as sa
@@ -125,7 +181,7 @@ def write_trial(storage: Any, trial_id: int, *, curve: Mapping[int, float], attr
     `Study.tell` makes it (a pruned trial's value is its last intermediate value). Returns False, writing nothing,
     when closing a trial that is already finished; raises like Optuna when writing to one without closing it; None
     when this writer does not apply (see the module docstring)."""
-    backend = _rdb(storage)
+    backend = _backend(storage)
     if backend is None:
         return None
     import sqlalchemy as sa
@@ -183,4 +239,89 @@ def _step_rows(trial_id: int, curve: Mapping[int, float]) -> list[dict]:
 
 def _utc_now() -> datetime:
     """Now as Optuna's RDB tables hold times: naive UTC."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return _utc(datetime.now())
+
+
+def insert_trials(storage: Any, study_id: int, trials: Sequence[optuna.trial.FrozenTrial]) -> bool:
+    """Add finished or running `trials` (numbered after the study's last trial, in order) to `study_id` in one
+    transaction of bulk inserts: what `Study.add_trials` stores, written a hundred times faster, for histories of
+    tens of thousands of trials made for tests and benchmarks. False, with nothing written, when this adapter does
+    not apply (see the module docstring): the caller then uses `Study.add_trials`."""
+    backend = _backend(storage)
+    if backend is None:
+        return False
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trial_table = models.TrialModel.__table__
+    row_columns = _row_columns()
+    shared: dict[tuple, tuple] = {}  # trials often share their params and attribute objects: each is encoded once
+
+    def once(what: str, key: Any, encode) -> Any:
+        if (what, id(key)) not in shared:
+            shared[what, id(key)] = (key, encode())  # holding `key` keeps its id from being reused
+        return shared[what, id(key)][1]
+
+    @functools.lru_cache(maxsize=None)
+    def as_json(distribution: optuna.distributions.BaseDistribution) -> str:
+        return optuna.distributions.distribution_to_json(distribution)
+
+    with backend.engine.begin() as connection:
+        first = connection.execute(sa.select(sa.func.count()).select_from(trial_table)
+                                   .where(trial_table.c.study_id == study_id)).scalar_one()
+        connection.execute(trial_table.insert(), [
+            {"number": first + i, "study_id": study_id, "state": t.state, "datetime_start": _utc(t.datetime_start),
+             "datetime_complete": _utc(t.datetime_complete)} for i, t in enumerate(trials)])
+        ids = dict(connection.execute(sa.select(trial_table.c.number, trial_table.c.trial_id).where(
+            trial_table.c.study_id == study_id, trial_table.c.number >= first)).all())
+        rows: dict[Any, list[tuple]] = {model: [] for model in row_columns}
+        for i, trial in enumerate(trials):
+            trial_id = ids[first + i]
+            if trial.value is not None:
+                value, kind = models.TrialValueModel.value_to_stored_repr(trial.value)
+                rows[models.TrialValueModel].append((trial_id, 0, value, kind.name))
+            params = once("params", trial.params, lambda: [
+                (name, trial.distributions[name].to_internal_repr(value), as_json(trial.distributions[name]))
+                for name, value in trial.params.items()])
+            rows[models.TrialParamModel].extend((trial_id, *param) for param in params)
+            for model, attrs in ((models.TrialUserAttributeModel, trial.user_attrs),
+                                 (models.TrialSystemAttributeModel, trial.system_attrs)):
+                rows[model].extend((trial_id, key, once("json", value, lambda: json.dumps(value))
+                                    if isinstance(value, (dict, list)) else json.dumps(value))
+                                   for key, value in attrs.items())
+            for step, value in trial.intermediate_values.items():
+                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+                rows[models.TrialIntermediateValueModel].append((trial_id, step, stored, kind.name))
+        for model, batch in rows.items():
+            if batch:
+                _execute_many(connection, model.__table__, row_columns[model], batch)
+    return True
+
+
+def _execute_many(connection: Any, table: Any, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One INSERT of many plain rows straight through the database driver: SQLAlchemy's per-row parameter handling
+    costs more than the database's own work at millions of rows. Enum columns hold their member's name, as
+    SQLAlchemy stores them."""
+    compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(columns))
+    if compiled.positional:
+        order = [columns.index(key) for key in compiled.positiontup]
+        if order != sorted(order):
+            rows = [tuple(row[i] for i in order) for row in rows]
+        connection.exec_driver_sql(str(compiled), rows)
+    else:
+        connection.exec_driver_sql(str(compiled), [dict(zip(columns, row)) for row in rows])
+
+
+def _row_columns() -> dict[Any, tuple[str, ...]]:
+    from optuna.storages._rdb import models
+
+    return {models.TrialValueModel: ("trial_id", "objective", "value", "value_type"),
+            models.TrialParamModel: ("trial_id", "param_name", "param_value", "distribution_json"),
+            models.TrialUserAttributeModel: ("trial_id", "key", "value_json"),
+            models.TrialSystemAttributeModel: ("trial_id", "key", "value_json"),
+            models.TrialIntermediateValueModel: ("trial_id", "step", "intermediate_value", "intermediate_value_type")}
+
+
+def _utc(moment: Any) -> Any:
+    """A naive local time as Optuna stores it: naive UTC (`TrialModel.datetime_start`'s setter)."""
+    return None if moment is None else moment.astimezone(timezone.utc).replace(tzinfo=None)

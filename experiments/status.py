@@ -17,7 +17,7 @@ from rich.table import Table
 from attnas.experiments.dashboard.data import load_references
 from attnas.experiments.dashboard.figures import REFERENCE_LABELS
 from attnas.experiments.dashboard.notes import si_units
-from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, TrialRecord, best_of
+from attnas.experiments.history import FAILED, History, TrialRecord
 from attnas.experiments.run_folder import RunFolder
 from attnas.experiments.summary import reference_name
 
@@ -101,14 +101,15 @@ class RunStatus:
 
 def run_status(run: RunFolder, history: History, *, top: int) -> RunStatus:
     """The status of `run`: counts by state, its `top` best cells with the reference cells placed among them by
-    accuracy, and the last few failures."""
-    records = history.trials()
+    accuracy, and the last few failures. Read by query, never the whole history: the counts, the complete trials'
+    values (to rank them), and whole records only for the cells shown; so the damaged records named are those
+    among the trials read (any that would have ranked among the cells shown)."""
     objective = history.objective
-    counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
+    counts = history.counts()
     references = load_references(history)
     by_hash = {r.hash: r.name for r in references if r.hash}
-    rows = [_trial_row(record, by_hash.get(record.hash) or reference_name(record.hash))
-            for record in best_of(records, top, objective)]
+    best, damaged = history.ranked(top)
+    rows = [_trial_row(record, by_hash.get(record.hash) or reference_name(record.hash)) for record in best]
     # the trials stay in the objective's order; each reference cell goes before the first trial it beats
     for reference in sorted(references, key=lambda r: -(r.accuracy or 0.0)):
         at = next((i for i, row in enumerate(rows) if row.trial is not None
@@ -116,10 +117,13 @@ def run_status(run: RunFolder, history: History, *, top: int) -> RunStatus:
         rows.insert(at, StatusRow(trial=None, hash=reference.hash, reference=reference.name,
                                   accuracy=reference.accuracy, macs=reference.macs, params=reference.params,
                                   latency_ms=None, wall_time_s=None, ops=""))
-    failures = [{"trial": r.number, "reason": r.reason} for r in records if r.state == FAILED][-FAILURES_SHOWN:]
+    last_failed = [r.number for r in history.trials([FAILED], keys=(), curves=False)][-FAILURES_SHOWN:]
+    failed = history.trials(numbers=last_failed)
+    failures = [{"trial": r.number, "reason": r.reason} for r in failed]
+    problems = {r.number: r.problem for r in [*damaged, *failed] if r.problem}
     return RunStatus(run=run.name, path=str(run.path), storage=run.storage, counts=counts, top=top, rows=rows,
                      failures=failures, metric=objective.metric if objective.tradeoff is None else "reward",
-                     problems=[r.problem for r in records if r.problem])
+                     problems=[problems[n] for n in sorted(problems)])
 
 
 def _trial_row(record: TrialRecord, reference: str | None) -> StatusRow:

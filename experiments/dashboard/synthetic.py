@@ -44,7 +44,7 @@ def write_synthetic_history(root: str | os.PathLike, *, name: str = "synthetic",
                                encoding=[int(v) for v in search_space.encode_vector(cell)], encoding_names=names,
                                cardinalities=cards, choices=choices, ray_trial_id=f"synthetic-{index}")
         publisher.trial_started(number)
-        final = _score(cell, rng)
+        final = made_up_score(cell, rng)
         fate = rng.random()
         epochs = EPOCHS if fate < 0.85 else 1 + int(rng.integers(EPOCHS - 1))
         curve = [final * (1.0 - 0.5 * math.exp(-1.3 * (e + 1))) / (1.0 - 0.5 * math.exp(-1.3 * EPOCHS))
@@ -74,7 +74,8 @@ def write_synthetic_history(root: str | os.PathLike, *, name: str = "synthetic",
     return run
 
 
-def _score(cell, rng: np.random.Generator) -> float:
+def made_up_score(cell, rng: np.random.Generator) -> float:
+    """A fixed function of the cell plus noise: what a synthetic trial scores."""
     ops = [n.op for n in cell.nodes]
     dims = [n.attr_map.get("dim") for n in cell.nodes]
     score = 0.35 + 0.08 * ("distribute" in ops) + 0.06 * ("temporal" in dims) + 0.04 * ("dot_attention" in ops)

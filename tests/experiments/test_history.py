@@ -209,3 +209,50 @@ def test_batched_writes_leave_what_optunas_public_api_leaves(tmp_path, monkeypat
     assert [r.value for r in records[:3]] == [0.45, 0.3, None]  # complete: the reward; pruned: its last metric
     assert records[0].attrs["checkpoint"] == "ray/0/checkpoint_1" and records[0].values["latency_ms"] == 1.5
     assert records[2].reason == "loss became nan" and records[4].attrs["rerun_of"] == records[2].number
+
+def filled(history) -> History:
+    """Nine trials: complete (two tied, one over 0.9), pruned, failed, one closed as interrupted and one re-run of
+    it, one left running."""
+    rng = np.random.default_rng(5)
+    plan = [(COMPLETE, 0.6, {}), (PRUNED, 0.4, {}), (COMPLETE, 0.8, {}), (FAILED, None, {"interrupted": True}),
+            (COMPLETE, 0.8, {}), (FAILED, None, {}), (COMPLETE, 0.95, {"rerun_of": 3}), (COMPLETE, 0.7, {}),
+            (None, None, {})]
+    for state, accuracy, attrs in plan:
+        number = start(history, SPACE.sample(rng), node="n")
+        history.report(number, 1, 0.25)
+        if state is not None:
+            history.finish(number, state=state, values={} if accuracy is None else {"accuracy": accuracy},
+                           reason="why" if state == FAILED else None, **attrs)
+    return history
+
+
+def read_everything(history):
+    return (history.trials([COMPLETE, RUNNING]), history.trials(numbers=[8, 2, 5, 99]),
+            history.trials(keys=("values", "interrupted"), curves=False), history.counts(), history.progress(),
+            history.ranked(3), history.best(10), history.trial(4))
+
+
+def test_reads_by_query_give_what_optunas_reader_gives(history, monkeypatch):
+    filled(history)
+    fast = read_everything(history)
+    import attnas.experiments.optuna_tables as module
+
+    monkeypatch.setattr(module, "supported", lambda: False)
+    assert read_everything(history) == fast
+    complete_or_running, chosen, narrow, counts, progress, (best, damaged), best_all, fourth = fast
+    assert [r.number for r in complete_or_running] == [0, 2, 4, 6, 7, 8]
+    assert [r.number for r in chosen] == [2, 5, 8]
+    assert all(set(r.attrs) <= {"values", "interrupted"} and r.curve == [] for r in narrow)
+    assert counts == {COMPLETE: 5, PRUNED: 1, FAILED: 2, RUNNING: 1}
+    assert progress.finished == {COMPLETE: 5, PRUNED: 1, FAILED: 1} and progress.done == 7
+    assert [r.number for r in progress.rerun] == [8]  # trial 3 was re-run as trial 6
+    assert [r.number for r in best] == [6, 2, 4] and damaged == []  # ties: the earlier trial first
+    assert [r.number for r in best_all] == [6, 2, 4, 7, 0] and fourth.number == 4
+
+
+def test_reads_by_query_on_a_real_postgresql_server(postgres_url):
+    history = filled(History(postgres_url))
+    assert history.counts() == {COMPLETE: 5, PRUNED: 1, FAILED: 2, RUNNING: 1}
+    assert history.progress().done == 7 and [r.number for r in history.progress().rerun] == [8]
+    assert [r.number for r in history.best(3)] == [6, 2, 4]
+    assert [r.number for r in history.trials(numbers=[1, 8])] == [1, 8]
