@@ -114,13 +114,12 @@ class TrialWriter:
             attrs.update(node=plan.node, epochs_done=len(plan.curve), resumed_from_epoch=0,
                          trainable_s=plan.values.get("wall_time_s", 1.0), finished_at=finished.timestamp())
             attrs["closing"] = {"state": plan.state, "value": reward if plan.state == COMPLETE else None}
-        # Optuna gives a pruned trial its last reported value, and keeps an enqueued trial's params in its
-        # system attributes
+        # Optuna gives a pruned trial its last reported value
         value = reward if plan.state == COMPLETE else plan.curve[-1] if plan.state == PRUNED else None
         return optuna.trial.FrozenTrial(
             number=number, state=_OPTUNA_STATES[plan.state], value=value, values=None, datetime_start=started,
             datetime_complete=None if plan.state == RUNNING else finished, params=params,
-            distributions=distributions, user_attrs=attrs, system_attrs={"fixed_params": params},
+            distributions=distributions, user_attrs=attrs, system_attrs={},
             intermediate_values=dict(enumerate(plan.curve, start=1)), trial_id=number)
 
 

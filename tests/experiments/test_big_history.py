@@ -24,6 +24,7 @@ def written_through_history(history: History, space, trial: optuna.trial.FrozenT
     for epoch, value in trial.intermediate_values.items():
         history.report(number, epoch, value)
     if trial.state == optuna.trial.TrialState.RUNNING:
+        history.flush(number)  # a running trial's epochs are written with its next checkpoint; here, now
         return
     closing = attrs.pop("closing")
     for key in ("macs", "params", "latency_ms", "wall_time_s"):
