@@ -50,9 +50,10 @@ def states(run) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------- 1. full curves
 @pytest.mark.slow
-def test_every_trial_has_its_full_curve_and_value_equal_to_rays_progress_csv(tmp_path, ray_module):
+def test_every_trial_has_its_full_curve_and_value_equal_to_rays_progress_csv(tmp_path):
     config = write_tiny(tmp_path, budget={"trials": 4}, evaluator=THREE_EPOCHS, early_stopping=ASHA)
-    assert main(["search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    result = cli("search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
     run = open_run(tmp_path / "runs" / "tiny")
     records = run.history().trials()
     csv_curves = progress_csv(run, "accuracy")
@@ -83,13 +84,13 @@ def test_the_objective_is_checked_against_what_a_trial_reports(tmp_path, capsys,
 
 
 @pytest.mark.slow
-def test_a_top5_objective_ranks_the_scheduler_history_status_and_export(tmp_path, ray_module, capsys):
+def test_a_top5_objective_ranks_the_scheduler_history_status_and_export(tmp_path):
     config = write_tiny(tmp_path, budget={"trials": 4}, evaluator=THREE_EPOCHS, early_stopping=ASHA,
                         objective={"metric": "top5"})
     runs = tmp_path / "runs"
-    assert main(["search", config, "--runs-dir", str(runs), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "best cell" in out and ": top5 " in out
+    result = cli("search", config, "--runs-dir", str(runs), "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "best cell" in result.stdout and ": top5 " in result.stdout
     run = open_run(runs / "tiny")
     history = run.history()
     records = history.trials()
@@ -102,17 +103,16 @@ def test_a_top5_objective_ranks_the_scheduler_history_status_and_export(tmp_path
     best = min(complete, key=lambda r: (-r.values["top5"], r.number))
     assert history.best(1)[0].number == best.number
     assert history.study.metric_names == ["top5"]  # what the dashboard labels the value with
-    assert main(["status", str(run.path)]) == 0
-    status = capsys.readouterr().out
-    assert "top5" in status.splitlines()[2] or "top5" in status
-    assert main(["export", str(run.path), "--best", "-o", str(tmp_path / "best.yaml")]) == 0
+    status = cli("status", str(run.path))
+    assert "top5" in status.stdout.splitlines()[2] or "top5" in status.stdout
+    exported = cli("export", str(run.path), "--best", "-o", str(tmp_path / "best.yaml"))
+    assert exported.returncode == 0, exported.stderr
     assert f"trial {best.number} " in (tmp_path / "best.yaml").read_text()
 
 
 # ------------------------------------------------------------------------------ 3. nothing left running
 @pytest.mark.slow
-def test_a_failing_record_write_fails_that_trial_and_the_search_goes_on(tmp_path, ray_module, monkeypatch,
-                                                                         capsys):
+def test_a_failing_record_write_fails_that_trial_and_the_search_goes_on(tmp_path, ray_local, monkeypatch, capsys):
     calls = []
     finish = History.finish
 
@@ -185,7 +185,7 @@ def test_dry_run_refuses_resources_no_node_offers(tmp_path, capsys, resources, f
 
 
 @pytest.mark.slow
-def test_search_stops_at_once_when_no_node_offers_a_trials_resources(tmp_path, ray_module, capsys):
+def test_search_stops_at_once_when_no_node_offers_a_trials_resources(tmp_path, ray_local, capsys):
     config = write_tiny(tmp_path, resources={"cpus": 3})  # the test cluster has 2 CPUs
     started = time.time()
     assert main(["search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 2
