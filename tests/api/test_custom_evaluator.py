@@ -54,7 +54,7 @@ def experiment(entry: str, **changes) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", ["tests.api.test_custom_evaluator:score_cell",
                                    "tests.api.test_custom_evaluator:ScoreByClass"])
-def test_custom_evaluator_drives_a_search_through_ray(tmp_path, ray_local, entry):
+def test_custom_evaluator_drives_a_search_through_ray(tmp_path, ray_module, entry):
     run = attnas.search(experiment(entry), runs_dir=tmp_path / "runs")
     trials = run.trials
     assert len(trials) == 8

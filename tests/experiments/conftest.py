@@ -1,4 +1,5 @@
-"""Fixtures that start real services for the experiments tests: a PostgreSQL server (Ray: tests/conftest.py)."""
+"""Fixtures that start real services for the experiments tests: a PostgreSQL server (Ray: tests/conftest.py), and a
+finished run folder of the tiny experiment that the modules share."""
 from __future__ import annotations
 
 import glob
@@ -6,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -24,6 +26,27 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory):
+    """A run folder of `attnas search --trials 2` (in its own process, as a user runs it) on the tiny experiment
+    asking for 4, one trial at a time, whose experiment names its own space file; the space file and the experiment
+    are deleted afterwards: the run folder must not need anything outside it. Searched once for the session; a test
+    that changes the run works on a copy (run folders are relocatable)."""
+    from attnas.search_space.resources import space_path
+    from tests.experiments.tiny import write_tiny
+
+    folder = tmp_path_factory.mktemp("finished")
+    shutil.copyfile(space_path("small"), folder / "myspace.yaml")
+    config = write_tiny(folder, space="myspace.yaml", concurrency=1)
+    result = subprocess.run([sys.executable, "-m", "attnas.experiments.cli", "search", config, "--runs-dir",
+                             str(folder / "runs"), "--trials", "2", "--quiet"], capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    (folder / "myspace.yaml").unlink()
+    os.unlink(config)
+    return folder / "runs" / "tiny"
 
 
 @pytest.fixture

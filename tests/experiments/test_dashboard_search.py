@@ -3,6 +3,7 @@ figures in the study; Ray Tune writes the learning curves where TensorBoard read
 the reference cells into the study without adding trials."""
 import glob
 import json
+import shutil
 import struct
 from pathlib import Path
 
@@ -12,32 +13,20 @@ from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from attnas.experiments.cli import main
-from attnas.experiments.config import load_experiment
 from attnas.experiments.dashboard.figures import FIGURE_TITLES
 from attnas.experiments.dashboard.publisher import has_drawing
-from attnas.experiments.driver import run_search
 from attnas.experiments.history import COMPLETE
-from attnas.experiments.run_folder import create_run
-from tests.experiments.tiny import write_tiny
+from attnas.experiments.run_folder import open_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def searched_run(tmp_path_factory):
-    import ray
-
-    folder = tmp_path_factory.mktemp("dashboard-search")
-    config = load_experiment(write_tiny(folder, name="dash", budget={"trials": 2}, concurrency=1))
-    run = create_run(config.name, root=folder / "runs")
-    Path(run.experiment_file).write_text(Path(config.source).read_text())
-    Path(run.space_file).write_text(Path(config.space_path).read_text())
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    try:
-        run_search(config, run, progress=False)
-    finally:
-        ray.shutdown()
-    return run
+def searched_run(finished_tiny_run, tmp_path_factory):
+    """A copy of the session's tiny search (`attnas search`, 2 trials: conftest.py); `attnas references` writes into
+    it below."""
+    return open_run(shutil.copytree(finished_tiny_run, tmp_path_factory.mktemp("dashboard-search") / "dash",
+                                    symlinks=True))
 
 
 def scalars(event_file: str, tag: str) -> list[tuple[int, float]]:

@@ -13,7 +13,7 @@ from tests.experiments.tiny import write_tiny
 
 
 @pytest.mark.slow
-def test_cli_differentiable_search_records_epochs_and_the_retrained_cell(tmp_path, capsys):
+def test_cli_differentiable_search_records_epochs_and_the_retrained_cell(tmp_path, capsys, ray_module):
     path = write_tiny(tmp_path, name="tinyd", controller={"name": "differentiable", "epochs": 2, "arch_lr": 0.05},
                       concurrency=1)
     assert main(["search", path, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
@@ -55,7 +55,7 @@ def test_differentiable_settings_are_validated(tmp_path):
 
 
 @pytest.mark.slow
-def test_time_budget_stops_the_search_after_an_epoch_and_still_retrains(tmp_path):
+def test_time_budget_stops_the_search_after_an_epoch_and_still_retrains(tmp_path, ray_module):
     path = write_tiny(tmp_path, name="tinyt", controller={"name": "differentiable", "epochs": 3},
                       budget={"time": 1})
     assert main(["search", path, "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0

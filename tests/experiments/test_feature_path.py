@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
     ({"augment": "flip"}, "clips: augmentation is on (flip)"),
     ({"feature_cache_budget_mb": 0.01}, "clips: the features need"),
 ])
-def test_search_records_the_feature_path_of_each_trial(tmp_path, ray_local, overrides, path):
+def test_search_records_the_feature_path_of_each_trial(tmp_path, ray_module, overrides, path):
     evaluator = {**TINY["evaluator"], "data": {**TINY["evaluator"]["data"], "cache_dir": str(tmp_path / "cache")},
                  "pretrain_epochs": 1, **overrides}
     config_path = write_tiny(tmp_path, evaluator=evaluator, budget={"trials": 1}, concurrency=1)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -19,7 +20,6 @@ from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, Histor
 from attnas.experiments.run_folder import open_run
 from attnas.experiments.trial_params import categorical_params
 from attnas.search_space import load_space
-from attnas.search_space.resources import space_path
 from tests.experiments.tiny import TINY, write_tiny
 
 ASHA = {"scheduler": "asha", "grace_period": 1, "reduction_factor": 2}
@@ -197,60 +197,61 @@ def test_search_stops_at_once_when_no_node_offers_a_trials_resources(tmp_path, r
 
 # ----------------------------------------------------------------- 5, 6. self-contained runs, overrides
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A run of `search --trials 2` on a file asking for 4, whose experiment names its own space file."""
-    folder = tmp_path_factory.mktemp("finished")
-    shutil.copyfile(space_path("small"), folder / "myspace.yaml")
-    config = write_tiny(folder, space="myspace.yaml", concurrency=1)
-    result = cli("search", config, "--runs-dir", str(folder / "runs"), "--trials", "2", "--quiet")
-    assert result.returncode == 0, result.stderr[-2000:]
-    (folder / "myspace.yaml").unlink()  # the run folder must not need anything outside it
-    Path(config).unlink()
-    return folder / "runs" / "tiny"
+def relocated(finished_tiny_run, tmp_path_factory):
+    """The finished run (2 trials, conftest.py) moved (mv: its first place gone), a copy of the moved folder (cp -a),
+    and that copy resumed twice: as it is (its budget of 2 trials spent), then with `--trials 3`. One resume with
+    training serves the tests of the moved folder and of the overrides."""
+    folder = tmp_path_factory.mktemp("relocated")
+    shutil.copytree(finished_tiny_run, folder / "original", symlinks=True)
+    (folder / "elsewhere").mkdir()
+    moved = folder / "elsewhere" / "moved"
+    shutil.move(folder / "original", moved)
+    copy = folder / "copy"
+    shutil.copytree(moved, copy, symlinks=True)  # cp -a
+    budget_before = yaml.safe_load((copy / "experiment.yaml").read_text())["budget"]["trials"]
+    spent = cli("resume", str(copy), "--quiet")
+    trials_after_spent = len(open_run(copy).history().trials())
+    extended = cli("resume", str(copy), "--trials", "3", "--quiet")
+    return SimpleNamespace(moved=moved, copy=copy, budget_before=budget_before, spent=spent,
+                           trials_after_spent=trials_after_spent, extended=extended)
 
 
 @pytest.mark.slow
-def test_a_moved_and_a_copied_run_folder_work_independently(finished_run, tmp_path):
-    moved = tmp_path / "elsewhere" / "moved"
-    shutil.copytree(finished_run, tmp_path / "original", symlinks=True)
-    (tmp_path / "elsewhere").mkdir()
-    shutil.move(tmp_path / "original", moved)  # mv: the original place is gone
-    copy = tmp_path / "copy"
-    shutil.copytree(moved, copy, symlinks=True)  # cp -a
+def test_a_moved_and_a_copied_run_folder_work_independently(relocated, tmp_path):
+    moved, copy = relocated.moved, relocated.copy
     status = cli("status", str(moved))
     assert status.returncode == 0 and "2 trials" in status.stdout, status.stderr
     exported = cli("export", str(moved), "--best", "-o", str(tmp_path / "cell.py"))
     assert exported.returncode == 0 and (tmp_path / "cell.pt").is_file(), exported.stderr
-    resumed = cli("resume", str(copy), "--trials", "3", "--quiet")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert relocated.extended.returncode == 0, relocated.extended.stderr[-2000:]  # `resume --trials 3` of the copy
     assert len(open_run(copy).history().trials()) == 3
     assert len(open_run(moved).history().trials()) == 2, "the copy wrote into the original's history"
     assert "history.db" not in (copy / "run.json").read_text() or "/" not in (copy / "run.json").read_text()
     for record in open_run(copy).history().trials():
         assert not Path(record.attrs["checkpoint"]).is_absolute()
-    shutil.rmtree(copy / "ray")  # weights gone: the export says so
-    exported = cli("export", str(copy), "--best", "-o", str(tmp_path / "bare.py"))
+    bare = tmp_path / "bare-run"
+    shutil.copytree(copy, bare, symlinks=True)  # the module's copy keeps its weights for the other test
+    shutil.rmtree(bare / "ray")  # weights gone: the export says so
+    exported = cli("export", str(bare), "--best", "-o", str(tmp_path / "bare.py"))
     assert exported.returncode == 0 and "no trained weights" in exported.stderr
     assert not (tmp_path / "bare.pt").exists()
 
 
 @pytest.mark.slow
-def test_command_line_overrides_are_part_of_the_run(finished_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run, symlinks=True)
-    assert yaml.safe_load((run / "experiment.yaml").read_text())["budget"]["trials"] == 2
-    spent = cli("resume", str(run), "--quiet")
+def test_command_line_overrides_are_part_of_the_run(relocated):
+    assert relocated.budget_before == 2
+    spent = relocated.spent  # `resume` with the budget of the run's own experiment.yaml
     assert spent.returncode == 0 and "budget of 2 trials is spent" in spent.stderr and "--trials" in spent.stderr
-    assert len(open_run(run).history().trials()) == 2
-    extended = cli("resume", str(run), "--trials", "3", "--quiet")
+    assert relocated.trials_after_spent == 2
+    extended = relocated.extended  # `resume --trials 3`
     assert extended.returncode == 0, extended.stderr[-2000:]
-    assert len(open_run(run).history().trials()) == 3
-    assert yaml.safe_load((run / "experiment.yaml").read_text())["budget"]["trials"] == 3
+    assert len(open_run(relocated.copy).history().trials()) == 3
+    assert yaml.safe_load((relocated.copy / "experiment.yaml").read_text())["budget"]["trials"] == 3
 
 
 # ---------------------------------------------------------------------- 7. many runs in one database
 @pytest.mark.slow
-def test_concurrent_searches_share_one_postgresql_database(tmp_path, postgres_url):
+def test_concurrent_searches_share_one_postgresql_database(tmp_path, postgres_url, capsys, monkeypatch):
     config = write_tiny(tmp_path, budget={"trials": 2}, concurrency=1)
     runs = tmp_path / "runs"
     searches = [subprocess.Popen([sys.executable, "-m", "attnas.experiments.cli", "search", config, "--name", name,
@@ -263,23 +264,26 @@ def test_concurrent_searches_share_one_postgresql_database(tmp_path, postgres_ur
     for name in ("first", "second"):
         records = open_run(runs / name).history().trials()
         assert len(records) == 2 and all(r.state == COMPLETE for r in records)
-    listed = cli("list", "--storage", postgres_url)
-    assert listed.returncode == 0, listed.stderr
-    lines = sorted(listed.stdout.splitlines())
+    # what follows reads the database and starts no search: the CLI in this process
+    capsys.readouterr()
+    assert main(["list", "--storage", postgres_url]) == 0
+    lines = sorted(capsys.readouterr().out.splitlines())
     assert len(lines) == 2 and lines[0].startswith("first: 2/2 trials") and lines[1].startswith("second: 2/2")
-    folders = cli("list", str(runs))
-    assert sorted(folders.stdout.splitlines()) == lines
-    spent = cli("resume", str(runs / "first"), "--quiet")
-    assert spent.returncode == 0 and "spent" in spent.stderr
+    main(["list", str(runs)])
+    assert sorted(capsys.readouterr().out.splitlines()) == lines
+    assert main(["resume", str(runs / "first"), "--quiet"]) == 0
+    assert "spent" in capsys.readouterr().err
     elsewhere = tmp_path / "another-machine"  # no run folders here: runs are addressed by name in the database
     elsewhere.mkdir()
-    status = cli("status", "second", "--storage", postgres_url, cwd=elsewhere)
-    assert status.returncode == 0 and "2 trials" in status.stdout, status.stderr
-    spent = cli("resume", "second", "--storage", postgres_url, "--quiet", cwd=elsewhere)
-    assert spent.returncode == 0 and "budget of 2 trials is spent" in spent.stderr, spent.stderr
+    monkeypatch.chdir(elsewhere)
+    assert main(["status", "second", "--storage", postgres_url]) == 0
+    assert "2 trials" in capsys.readouterr().out
+    assert main(["resume", "second", "--storage", postgres_url, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "budget of 2 trials is spent" in err, err
     assert (elsewhere / "runs" / "second" / "experiment.yaml").is_file()
-    missing = cli("status", "third", "--storage", postgres_url, cwd=elsewhere)
-    assert missing.returncode == 2 and "no run of that name" in missing.stderr
+    assert main(["status", "third", "--storage", postgres_url]) == 2
+    assert "no run of that name" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- 8. kill -9, any moment
@@ -295,16 +299,13 @@ def _sample_cells(count: int, seed: int):
 
 
 @pytest.mark.slow
-def test_resume_repairs_a_kill_at_each_history_write(tmp_path):
+def test_resume_repairs_a_kill_at_each_history_write(finished_tiny_run, tmp_path):
     """The history as a kill -9 leaves it at each of its writes (a start enqueued but not picked up, a start from
     before starts were one write, a close recorded but not told) resumes to exactly its budget."""
-    config = write_tiny(tmp_path, concurrency=1, budget={"trials": 4})
-    runs = tmp_path / "runs"
-    first = cli("search", config, "--runs-dir", str(runs), "--trials", "1", "--quiet")
-    assert first.returncode == 0, first.stderr[-2000:]
-    run = open_run(runs / "tiny")
+    run = open_run(shutil.copytree(finished_tiny_run, tmp_path / "tiny", symlinks=True))  # 2 trials done
     history = run.history()
-    [done] = history.trials()
+    done = history.trials()
+    assert len(done) == 2
     space, (enqueued, closed) = _sample_cells(2, seed=99)
     names, cards, choices = space.vector_names(), space.vector_cardinalities(), space.vector_choices()
     history.study.ask()  # a trial of an older driver, killed between its ask and its cell
@@ -317,19 +318,20 @@ def test_resume_repairs_a_kill_at_each_history_write(tmp_path):
     history.report(number, 1, 0.4)
     history.report(number, 2, 0.5)
     history.set_attrs(number, values={"accuracy": 0.5}, closing={"state": COMPLETE, "value": 0.5})
-    resumed = cli("resume", str(run.path), "--trials", "3", "--quiet")
+    resumed = cli("resume", str(run.path), "--trials", "4", "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     records = {r.number: r for r in open_run(run.path).history().trials()}
     assert not [r for r in records.values() if r.state == RUNNING]
-    assert (records[done.number].value, records[done.number].hash) == (done.value, done.hash)
+    for record in done:
+        assert (records[record.number].value, records[record.number].hash) == (record.value, record.hash)
     assert records[number].state == COMPLETE and records[number].value == 0.5, "a closed trial was re-run"
     assert records[number].curve == [0.4, 0.5]
     half = [r for r in records.values() if r.attrs.get("half_written")]
     assert len(half) == 1 and half[0].state == FAILED
     counted = [r for r in records.values() if not r.attrs.get("half_written")]
-    assert len(counted) == 3 and all(r.state == COMPLETE for r in counted)
+    assert len(counted) == 4 and all(r.state == COMPLETE for r in counted)
     assert enqueued.hash in {r.hash for r in counted}
-    assert len({r.hash for r in counted}) == 3
+    assert len({r.hash for r in counted}) == 4
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Hostile or careless input along the user's path (issue 21): text that reaches generated code, run names that
 would leave the runs folder, the dashboard's write API, tampered trial records. Each test drives the CLI on a real
-run folder: a tiny search run once for the module, or the synthetic history written the way the driver writes it."""
+run folder: a tiny search run once for the session (conftest.py), or the synthetic history written the way the
+driver writes it."""
 import json
 import os
 import shutil
@@ -38,14 +39,10 @@ def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    """A real run folder: `attnas search` of the tiny experiment, two trials."""
-    folder = tmp_path_factory.mktemp("searched")
-    config = write_tiny(folder, budget={"trials": 2}, concurrency=1)
-    result = cli("search", config, "--runs-dir", str(folder / "runs"), "--quiet")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder / "runs" / "tiny"
+@pytest.fixture
+def searched(finished_tiny_run):
+    """A real run folder: `attnas search` of the tiny experiment, two trials (tests change copies of it only)."""
+    return finished_tiny_run
 
 
 def copy_run(source: Path, target: Path) -> Path:
@@ -63,35 +60,59 @@ def tamper(run: Path, number: int, key: str, value_json: str) -> None:
     assert changed == 1
 
 
-def import_in_subprocess(module_file: Path, expression: str) -> str:
-    """Import the generated module in a fresh interpreter, in an empty folder, and print `expression`."""
-    folder = module_file.parent
-    code = f"import sys; sys.path.insert(0, {str(folder)!r}); import {module_file.stem} as m; print(repr({expression}))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder, timeout=300)
+IMPORT_EACH = """
+import importlib.util, json, os, sys
+results = []
+for index, (path, expression) in enumerate(json.loads(sys.argv[1])):
+    folder = os.path.dirname(path)
+    os.chdir(folder)
+    sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(f"generated{index}", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    sys.path.remove(folder)
+    results.append([repr(eval(expression)), os.path.exists("PWNED")])
+print(json.dumps(results))
+"""
+
+
+def import_in_subprocess(modules: list[tuple[Path, str]]) -> list[tuple[str, bool]]:
+    """Import each generated module in a fresh interpreter, from its own folder, and give repr(`expression`) and
+    whether a PWNED file then exists in that folder, module by module. One interpreter imports them all, one after
+    the other: starting one (with torch) takes seconds."""
+    argument = json.dumps([[str(path), expression] for path, expression in modules])
+    result = subprocess.run([sys.executable, "-c", IMPORT_EACH, argument], capture_output=True, text=True,
+                            cwd=modules[0][0].parent, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout.strip()
+    return [tuple(entry) for entry in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
 # ------------------------------------------------------------------------------------------ 1. generated code
 @pytest.mark.slow
 def test_export_escapes_run_names_and_every_text_it_writes_into_code(searched, tmp_path):
     best = open_run(searched).history().best(1)[0]
+    runs = []
     for index, text in enumerate(HOSTILE_TEXTS):
         run = copy_run(searched, tmp_path / "runs" / text.replace("/", "_"))
         out = tmp_path / f"out{index}"
         out.mkdir()
         assert main(["export", str(run), "--best", "-o", str(out / "cell.py")]) == 0
-        doc = eval(import_in_subprocess(out / "cell.py", "(m.__doc__, m.SPEC_HASH, m.AttentionCell.__doc__)"))
-        assert not (out / "PWNED").exists(), f"run name {text!r}: importing the exported module ran its code"
-        assert doc[0].startswith(f"attnas_{run.name}_trial{best.number} cell {best.hash}")
-        assert doc[1] == best.hash and best.hash in doc[2]
         assert main(["export", str(run), "--best", "-o", str(out / "cell.yaml")]) == 0
         assert CellSpec.from_yaml(str(out / "cell.yaml")).same_cell(CellSpec.from_dict(best.cell))
+        runs.append((text, run, out / "cell.py"))
     # a tampered hash never reaches the code: the module carries the hash computed from the cell
-    run = copy_run(searched, tmp_path / "runs" / "tampered_hash")
-    tamper(run, best.number, "hash", json.dumps(HOSTILE_TEXTS[0]))
-    assert main(["export", str(run), "--trial", str(best.number), "-o", str(tmp_path / "hashed.py")]) == 0
-    assert import_in_subprocess(tmp_path / "hashed.py", "m.SPEC_HASH") == repr(best.hash)
+    tampered = copy_run(searched, tmp_path / "runs" / "tampered_hash")
+    tamper(tampered, best.number, "hash", json.dumps(HOSTILE_TEXTS[0]))
+    assert main(["export", str(tampered), "--trial", str(best.number), "-o", str(tmp_path / "hashed.py")]) == 0
+    imported = import_in_subprocess([(module, "(m.__doc__, m.SPEC_HASH, m.AttentionCell.__doc__)")
+                                     for _, _, module in runs] + [(tmp_path / "hashed.py", "m.SPEC_HASH")])
+    for (text, run, module), (doc, pwned) in zip(runs, imported[:-1], strict=True):
+        assert not pwned and not (module.parent / "PWNED").exists(), \
+            f"run name {text!r}: importing the exported module ran its code"
+        doc = eval(doc)
+        assert doc[0].startswith(f"attnas_{run.name}_trial{best.number} cell {best.hash}")
+        assert doc[1] == best.hash and best.hash in doc[2]
+    assert imported[-1] == (repr(best.hash), False)
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -100,12 +121,14 @@ def test_exported_module_keeps_any_cell_name_as_text(tmp_path):
     from attnas.cells.export import export
     from attnas.search_space import load_zoo
 
-    for index, text in enumerate(HOSTILE_TEXTS + ["nul\x00 and bell\x07"]):
-        spec = CellSpec.from_dict({**load_zoo("non_local").to_dict(), "name": text})
-        path = export(spec, tmp_path / f"named{index}.py", channels=8)
-        doc = eval(import_in_subprocess(path, "m.__doc__"))
-        assert doc.startswith(f"{text} cell {spec.hash}")
-        assert not (tmp_path / "PWNED").exists()
+    texts = HOSTILE_TEXTS + ["nul\x00 and bell\x07"]
+    specs = [CellSpec.from_dict({**load_zoo("non_local").to_dict(), "name": text}) for text in texts]
+    paths = [export(spec, tmp_path / f"named{index}.py", channels=8) for index, spec in enumerate(specs)]
+    imported = import_in_subprocess([(path, "m.__doc__") for path in paths])
+    for text, spec, (doc, pwned) in zip(texts, specs, imported, strict=True):
+        assert not pwned, f"cell name {text!r}: importing the exported module ran its code"
+        assert eval(doc).startswith(f"{text} cell {spec.hash}")
+    assert not (tmp_path / "PWNED").exists()
 
 
 # ------------------------------------------------------------------------------------------------ 2. run names
