@@ -481,15 +481,18 @@ def _record(number: int, state: TrialState, value: float | None, attrs: dict, in
 
 
 def _open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at `url`. Several searches starting at once on a new shared database all create its
-    tables; the losers of that race see an integrity error and simply open the tables the winner made."""
+    """Optuna's RDB storage at `url`. Several processes opening a new database at once (searches sharing it, or
+    `attnas status` while a search creates its history) all create its tables; the losers of that race see an
+    integrity error, or SQLite's "table ... already exists", and simply open the tables the winner made."""
     import time
 
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
         except Exception as error:
-            if attempt == attempts - 1 or type(error).__name__ not in ("IntegrityError", "ProgrammingError"):
+            lost_race = type(error).__name__ in ("IntegrityError", "ProgrammingError") or (
+                type(error).__name__ == "OperationalError" and "already exists" in str(error))
+            if attempt == attempts - 1 or not lost_race:
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")

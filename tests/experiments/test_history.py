@@ -256,3 +256,39 @@ def test_reads_by_query_on_a_real_postgresql_server(postgres_url):
     assert history.progress().done == 7 and [r.number for r in history.progress().rerun] == [8]
     assert [r.number for r in history.best(3)] == [6, 2, 4]
     assert [r.number for r in history.trials(numbers=[1, 8])] == [1, 8]
+
+
+def test_a_history_opened_while_another_process_creates_its_tables(tmp_path, monkeypatch):
+    """`attnas status` (or a second search) opening a new SQLite history while a search is creating its tables: the
+    loser of that race sees SQLite's "table ... already exists" and opens the winner's tables; other errors are
+    not retried."""
+    import sqlite3
+
+    import sqlalchemy
+
+    real = optuna.storages.RDBStorage
+    calls = []
+
+    class Racing(real):
+        def __init__(self, url, **kwargs):
+            calls.append(url)
+            super().__init__(url, **kwargs)  # the other process wins the race and makes the tables...
+            if len(calls) == 1:
+                lost = sqlite3.OperationalError("table alembic_version already exists")
+                raise sqlalchemy.exc.OperationalError("CREATE TABLE alembic_version", {}, lost)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
+    url = sqlite_url(str(tmp_path / "history.db"))
+    history = History(url, study="racing")
+    assert len(calls) == 2 and history.trials() == []
+
+    class Broken(real):
+        def __init__(self, url, **kwargs):
+            calls.append(url)
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Broken)
+    calls.clear()
+    with pytest.raises(Exception, match="disk I/O error"):
+        History(sqlite_url(str(tmp_path / "other.db")), study="broken")
+    assert len(calls) == 1
