@@ -15,9 +15,9 @@ each. The parts are installed under this namespace: `attnas.search_space`, `attn
 """
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
+
+from attnas.lazy import lazy_exports
 
 # Before anything loads torch's OpenMP runtime (it reads this once): threads waiting at a barrier sleep instead of
 # spinning, so on a machine where other work holds a core, a trial's descheduled thread costs it its share of the
@@ -39,13 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'attnas' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

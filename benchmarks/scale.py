@@ -209,7 +209,7 @@ def history_reads(sizes: list[int], postgres: str | None) -> str:
 
 
 DASHBOARD_TRIALS = 10_000  # the dashboard's trial list is measured up to this many trials
-COMMAND_TIMEOUT = 900
+COMMAND_TIMEOUT = 300
 
 
 def timed_cli(*args: str) -> str:

@@ -4,21 +4,11 @@ Names are resolved on first use, so that importing a light part of this package 
 custom evaluator's loader, the configs) on a Ray worker does not pull in torch through this file."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from attnas.lazy import lazy_exports
 
 _EXPORTS = {"DataConfig": "attnas.evaluators.config", "ProxyConfig": "attnas.evaluators.config",
             "EvaluationResult": "attnas.evaluators.proxy", "ProxyEvaluator": "attnas.evaluators.proxy"}
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'attnas.evaluators' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

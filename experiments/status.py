@@ -109,14 +109,8 @@ def run_status(run: RunFolder, history: History, *, top: int) -> RunStatus:
     references = load_references(history)
     by_hash = {r.hash: r.name for r in references if r.hash}
     best, damaged = history.ranked(top)
-    rows = [_trial_row(record, by_hash.get(record.hash) or reference_name(record.hash)) for record in best]
-    # the trials stay in the objective's order; each reference cell goes before the first trial it beats
-    for reference in sorted(references, key=lambda r: -(r.accuracy or 0.0)):
-        at = next((i for i, row in enumerate(rows) if row.trial is not None
-                   and (row.accuracy or 0.0) < (reference.accuracy or 0.0)), len(rows))
-        rows.insert(at, StatusRow(trial=None, hash=reference.hash, reference=reference.name,
-                                  accuracy=reference.accuracy, macs=reference.macs, params=reference.params,
-                                  latency_ms=None, wall_time_s=None, ops=""))
+    rows = with_references([_trial_row(record, by_hash.get(record.hash) or reference_name(record.hash))
+                            for record in best], references)
     last_failed = [r.number for r in history.trials([FAILED], keys=(), curves=False)][-FAILURES_SHOWN:]
     failed = history.trials(numbers=last_failed)
     failures = [{"trial": r.number, "reason": r.reason} for r in failed]
@@ -125,6 +119,18 @@ def run_status(run: RunFolder, history: History, *, top: int) -> RunStatus:
                      failures=failures, metric=objective.metric if objective.tradeoff is None else "reward",
                      problems=[problems[n] for n in sorted(problems)])
 
+
+
+def with_references(rows: list[StatusRow], references) -> list[StatusRow]:
+    """The trials' rows, in the objective's order, with each reference cell's row before the first trial it beats."""
+    rows = list(rows)
+    for reference in sorted(references, key=lambda r: -(r.accuracy or 0.0)):
+        at = next((i for i, row in enumerate(rows) if row.trial is not None
+                   and (row.accuracy or 0.0) < (reference.accuracy or 0.0)), len(rows))
+        rows.insert(at, StatusRow(trial=None, hash=reference.hash, reference=reference.name,
+                                  accuracy=reference.accuracy, macs=reference.macs, params=reference.params,
+                                  latency_ms=None, wall_time_s=None, ops=""))
+    return rows
 
 def _trial_row(record: TrialRecord, reference: str | None) -> StatusRow:
     return StatusRow(trial=record.number, hash=record.hash, reference=reference, accuracy=record.value,

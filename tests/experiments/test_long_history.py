@@ -18,7 +18,7 @@ from attnas.experiments.dashboard.synthetic import write_synthetic_history
 from attnas.experiments.driver import build_controller
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, History, best_of, counted, to_rerun
 from attnas.experiments.run_folder import open_run
-from attnas.experiments.status import FAILURES_SHOWN, RunStatus, StatusRow, _trial_row, run_status
+from attnas.experiments.status import FAILURES_SHOWN, RunStatus, _trial_row, run_status, with_references
 from attnas.experiments.summary import reference_name
 from attnas.search_space import SearchSpace
 from benchmarks.big_history import write_big_history
@@ -41,14 +41,8 @@ def slow_status(run, history: History, *, top: int) -> RunStatus:
     counts = {s: sum(1 for r in records if r.state == s) for s in (COMPLETE, PRUNED, FAILED, RUNNING)}
     references = load_references(history)
     by_hash = {r.hash: r.name for r in references if r.hash}
-    rows = [_trial_row(record, by_hash.get(record.hash) or reference_name(record.hash))
-            for record in best_of(records, top, objective)]
-    for reference in sorted(references, key=lambda r: -(r.accuracy or 0.0)):
-        at = next((i for i, row in enumerate(rows) if row.trial is not None
-                   and (row.accuracy or 0.0) < (reference.accuracy or 0.0)), len(rows))
-        rows.insert(at, StatusRow(trial=None, hash=reference.hash, reference=reference.name,
-                                  accuracy=reference.accuracy, macs=reference.macs, params=reference.params,
-                                  latency_ms=None, wall_time_s=None, ops=""))
+    rows = with_references([_trial_row(record, by_hash.get(record.hash) or reference_name(record.hash))
+                            for record in best_of(records, top, objective)], references)
     failures = [{"trial": r.number, "reason": r.reason} for r in records if r.state == FAILED][-FAILURES_SHOWN:]
     return RunStatus(run=run.name, path=str(run.path), storage=run.storage, counts=counts, top=top, rows=rows,
                      failures=failures, metric=objective.metric if objective.tradeoff is None else "reward",
