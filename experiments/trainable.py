@@ -128,9 +128,8 @@ def train_custom_trial(config: dict) -> None:
         try:
             final = run_custom(settings, CellSpec.from_dict(config["cell"]), context)
         except Exception as error:  # the user's code: any exception fails this trial, not the search
-            reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
-            tune.report({"failed": 1, "failure": f"{type(error).__name__}: {reason}",
-                         "epoch": int(context.reported.get("epoch", 0)), "node": node})
+            tune.report({"failed": 1, "failure": _failure(error), "epoch": int(context.reported.get("epoch", 0)),
+                         "node": node})
             return
         tune.report({**final, "epoch": int(context.reported.get("epoch", settings.epochs)), "node": node,
                      "wall_time_s": time.perf_counter() - entered, "trainable_s": time.perf_counter() - entered},
@@ -155,18 +154,17 @@ def train_simulated_trial(config: dict) -> None:
     work = _working_folder(config)
 
     def report(epoch: int, metrics: dict) -> None:
-        tune.report({**metrics, "epoch": epoch, "node": node}, checkpoint=tune.Checkpoint.from_directory(str(work)))
+        tune.report({**metrics, "epoch": epoch, "node": node}, checkpoint=_checkpoint(work))
 
     try:
         try:
             final = run_simulated(settings, CellSpec.from_dict(config["cell"]), work, report)
         except Exception as error:  # noqa: BLE001 - e.g. a cell the cost model cannot build: this trial fails
-            reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
-            tune.report({"failed": 1, "failure": f"{type(error).__name__}: {reason}", "node": node})
+            tune.report({"failed": 1, "failure": _failure(error), "node": node})
             return
         elapsed = time.perf_counter() - entered
         tune.report({**final, "epoch": settings.epochs, "node": node, "wall_time_s": elapsed, "trainable_s": elapsed},
-                    checkpoint=tune.Checkpoint.from_directory(str(work)))
+                    checkpoint=_checkpoint(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -202,6 +200,12 @@ def _working_folder(config: dict) -> Path:
     elif config.get("resume_from") and Path(config["resume_from"]).is_dir():
         shutil.copytree(config["resume_from"], work, dirs_exist_ok=True)
     return work
+
+
+def _failure(error: BaseException) -> str:
+    """A failed trial's reason: the exception's type and the first line of its message."""
+    reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
+    return f"{type(error).__name__}: {reason}"
 
 
 def _checkpoint(work: Path):
