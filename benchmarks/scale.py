@@ -1,6 +1,6 @@
 """Scale figures for RESULTS.md (issue 14): attnas against bare Ray Tune on Ray's bookkeeping benchmark, the driver's
 CPU per trial split by where it goes, worker utilisation with time-scaled 60 s trials, real quick-start trials with
-one and two workers, and the read commands on histories of 10,000 and 100,000 trials.
+one and two workers (the read commands on long histories: benchmarks/history_reads.py).
 
 Every search runs the real driver, searcher, controller, history and publisher against a local Ray instance with more
 logical CPUs than the machine has cores; trials use the simulated evaluator (evaluators/simulated.py), so their work
@@ -167,61 +167,6 @@ def utilisation(trials: int, slots: int, seconds: float) -> str:
             f" %** over {r['span_s']:.0f} s (aim: 95 % or more).")
 
 
-def history_reads(sizes: list[int], postgres: str | None) -> str:
-    """`attnas status`, `list` and `resume` (whole commands in a fresh process) and the dashboard's first trial list
-    on generated histories (benchmarks/big_history.py: realistic trials written by bulk inserts)."""
-    from dataclasses import replace
-
-    from attnas.experiments.config import load_experiment
-    from attnas.experiments.dashboard.server import DashboardServer
-    from benchmarks.big_history import QUICKSTART, write_big_history
-    from benchmarks.dashboard_speed import fetch
-
-    cases = [(size, "SQLite", None) for size in sizes] + ([(min(sizes), "PostgreSQL", postgres)] if postgres else [])
-    rows = []
-    for size, label, storage in cases:
-        with tempfile.TemporaryDirectory(prefix="attnas-history-") as tmp:
-            config = replace(load_experiment(str(QUICKSTART)), storage=storage)
-            print(f"  history of {size:,} trials ({label}) ...", file=sys.stderr, flush=True)
-            started = time.perf_counter()
-            # no trial left running: resume would train those, and the figure is about reading the history
-            run = write_big_history(tmp, trials=size, name=f"big{size}", config=config, running=0)
-            written = time.perf_counter() - started
-            status = timed_cli("status", str(run.path))
-            listed = timed_cli("list", *(["--storage", storage] if storage else [tmp]))
-            resumed = timed_cli("resume", str(run.path), "--quiet")
-            dashboard = "not measured (over 250 MB of JSON at 10,000 trials)"
-            if size <= DASHBOARD_TRIALS:
-                server = DashboardServer(run.path, port=0).start()
-                try:
-                    host, port = server.address
-                    cold, size_bytes = fetch(f"http://{host}:{port}/api/studies/{run.history().study_id}")
-                    dashboard = f"{cold:.1f} ({size_bytes / 1e6:.0f} MB of JSON)"
-                finally:
-                    server.close()
-        rows.append([f"{size:,}", label, f"{written:.0f}", status, listed, resumed, dashboard])
-    return (table(["trials", "history", "generate s", "`attnas status` s", "`attnas list` s", "`attnas resume` s",
-                   "dashboard trial list, cold s"], rows)
-            + "\n\nEach command is a whole run in a fresh process (Python and library imports included); `resume` "
-            "finds the budget spent after rebuilding the controller. Aims: status and list under 1 s, resume under 5 s "
-            "at 100,000 trials. The generated trials have no drawings or notes (the dashboard serves those from the "
-            "run folder).")
-
-
-DASHBOARD_TRIALS = 10_000  # the dashboard's trial list is measured up to this many trials
-COMMAND_TIMEOUT = 300
-
-
-def timed_cli(*args: str) -> str:
-    """Seconds a whole `attnas` command takes in a fresh process, or '> N' when it did not end in N seconds."""
-    from benchmarks.search_driver import cli
-
-    try:
-        return f"{cli(*args, timeout=COMMAND_TIMEOUT):.2f}"
-    except subprocess.TimeoutExpired:
-        return f"> {COMMAND_TIMEOUT}"
-
-
 def real_trials(trials: int) -> str:
     """Quick-start trials on this machine, one and two at once (benchmarks/search_driver.py's measurement)."""
     from benchmarks.search_driver import overhead_and_throughput
@@ -238,7 +183,6 @@ def main() -> None:
     parser.add_argument("--instant-slots", type=int, default=32,
                         help="logical slots for instant trials (each running trial is one ~120 MB Ray worker)")
     parser.add_argument("--postgres", default=None, help="a PostgreSQL URL: driver split and history reads there too")
-    parser.add_argument("--history-sizes", default="10000,100000", help="trials of the generated histories")
     parser.add_argument("--real-trials", type=int, default=8, help="quick-start trials per concurrency (0: skip)")
     parser.add_argument("--one", choices=("bare", "attnas", "utilisation"), help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -254,8 +198,6 @@ def main() -> None:
                                                                          if args.postgres else {})}),
         "### Worker utilisation, 60 s trials time-scaled\n\n" + utilisation(args.instant_trials // 2,
                                                                             args.instant_slots, 0.6),
-        "### Long histories: the read commands\n\n" + history_reads(
-            [int(n) for n in args.history_sizes.split(",")], args.postgres),
     ]
     if args.real_trials:
         parts.append("### Real quick-start trials: driver overhead, one and two workers\n\n"

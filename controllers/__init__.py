@@ -2,11 +2,16 @@
 
 numpy/scipy/scikit-learn/optuna only, never torch; they see cells only through `search_space.Space`.
 """
-from attnas.controllers.base import Controller, Observation, SpaceExhausted
-from attnas.controllers.objective import COMPLETE, FAILED, PRUNED, TRIAL_STATES, Objective, Tradeoff
-from attnas.controllers.registry import CONTROLLERS, controller_settings, create_controller, get_controller
+from attnas.lazy import lazy_exports
 
-__all__ = [
-    "Controller", "Observation", "SpaceExhausted", "Objective", "Tradeoff", "COMPLETE", "FAILED", "PRUNED",
-    "TRIAL_STATES", "CONTROLLERS", "create_controller", "controller_settings", "get_controller",
-]
+# Resolved on first use, so that reading a history (`attnas status`, `list`) does not import scipy and
+# scikit-learn for the Bayesian controller (about 3 s).
+_EXPORTS = {
+    **dict.fromkeys(["Controller", "Observation", "SpaceExhausted"], "attnas.controllers.base"),
+    **dict.fromkeys(["COMPLETE", "FAILED", "PRUNED", "TRIAL_STATES", "Objective", "Tradeoff"],
+                    "attnas.controllers.objective"),
+    **dict.fromkeys(["CONTROLLERS", "controller_settings", "create_controller", "get_controller"],
+                    "attnas.controllers.registry"),
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--port", type=_int_in(0, 65535), default=8080, help="port (default 8080; 0: any free)")
     dashboard.add_argument("--allow-writes", action="store_true", help="let the browser change the history "
                            "(delete the study, edit notes, upload artifacts); default: read-only")
+    dashboard.add_argument("--trials", type=_count_or_all, metavar="N|all",
+                           help="trials in the trial list of a long history: the best tenth and the latest "
+                                "(default 1,000; all: every trial, slow past a few thousand)")
     dashboard.set_defaults(run=_dashboard)
 
     report = commands.add_parser("report", help="attnas's figures and the top cells in one self-contained HTML file")
@@ -200,6 +203,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
+
+
+def _count_or_all(text: str) -> int | str:
+    return "all" if text == "all" else _positive_int(text)
 
 
 def _run_name(text: str) -> str:
@@ -488,10 +495,14 @@ def _train(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from attnas.experiments.dashboard.server import DashboardServer
 
-    server = DashboardServer(_chosen_run(args).path, host=args.host, port=args.port, allow_writes=args.allow_writes)
+    window = {} if args.trials is None else {"trials": None if args.trials == "all" else args.trials}
+    server = DashboardServer(_chosen_run(args).path, host=args.host, port=args.port, allow_writes=args.allow_writes,
+                             **window)
     if server.warning:
         print(server.warning, file=sys.stderr, flush=True)
     print(f"optuna-dashboard for run {server.run.name!r}: {server.url}  (Ctrl-C to stop)", flush=True)
+    if server.shown:
+        print(server.shown, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 `read_rows` reads just the columns a history needs, several times faster than Optuna's `get_trials` on a long
 history (which also parses every parameter's distribution), and only the trials, attributes and curves asked for;
+`frozen_trials` reads whole trials as `get_trials` does, by one query per table (the dashboard's trial list);
 `count_states` and `numbers_with` count and find trials by query; `create_trial` and `write_trial` write a trial's
 start, and what its epoch or close changes, in one transaction each, where Optuna's public storage API commits each
 param, attribute and value on its own; `insert_trials` writes many trials in one transaction (generated histories for
@@ -138,6 +139,99 @@ def _read(backend: optuna.storages.RDBStorage, study_id: int, *, states: list | 
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
     return [(number, state, objective.get(trial_id), user.get(trial_id, {}), curve.get(trial_id, {}), start,
              complete) for trial_id, number, state, start, complete in rows]
+
+
+def frozen_trials(storage: Any, study_id: int, *, numbers: Iterable[int] | None = None,
+                  number_above: int | None = None) -> list[optuna.trial.FrozenTrial] | None:
+    """The trials of `study_id` as Optuna's `get_all_trials` returns them, in order, read by one query per table:
+    Optuna's own reader costs about 10 ms a trial on a history whose trials hold dozens of params (its ORM loads
+    each row as an object and parses each param's distribution again). Only the trials in `numbers` or numbered
+    above `number_above`, when either is given (both: either condition); None when this reader does not apply (see
+    the module docstring)."""
+    backend = _backend(storage)
+    if backend is None:
+        return None
+    try:
+        return _frozen(backend, study_id, None if numbers is None else set(numbers), number_above)
+    except Exception:  # tables that differ from the known layout: Optuna's own reader instead
+        return None
+
+
+def best_numbers(storage: Any, study_id: int, count: int, *, maximize: bool) -> list[int] | None:
+    """The numbers of the `count` complete trials of `study_id` with the best values, best first (ties: lower
+    number first); None when this reader does not apply."""
+    backend = _backend(storage)
+    if backend is None:
+        return None
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
+    order = values.c.value.desc() if maximize else values.c.value.asc()
+    try:
+        with backend.engine.connect() as connection:
+            return list(connection.execute(
+                sa.select(trials.c.number).join(values, values.c.trial_id == trials.c.trial_id)
+                .where(trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETE,
+                       values.c.objective == 0, values.c.value_type == models.TrialValueModel.TrialValueType.FINITE)
+                .order_by(order, trials.c.number).limit(count)).scalars())
+    except Exception:
+        return None
+
+
+def _frozen(backend: optuna.storages.RDBStorage, study_id: int, numbers: set[int] | None,
+            number_above: int | None) -> list[optuna.trial.FrozenTrial]:
+    import sqlalchemy as sa
+    from optuna.distributions import json_to_distribution
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    where = [trials.c.study_id == study_id]
+    chosen = [trials.c.number.in_(sorted(numbers))] if numbers else []
+    if number_above is not None:
+        chosen.append(trials.c.number > number_above)
+    if chosen:
+        where.append(sa.or_(*chosen))
+    elif numbers is not None:
+        return []
+    mine = sa.select(trials.c.trial_id).where(*where)
+    distribution = functools.lru_cache(maxsize=None)(json_to_distribution)  # trials share a few distinct ones
+
+    def by_trial(table: Any, *columns: str) -> dict[int, list[tuple]]:
+        grouped: dict[int, list[tuple]] = {}
+        order = table.c.param_id if table is models.TrialParamModel.__table__ else table.c.trial_id
+        for row in connection.execute(sa.select(table.c.trial_id, *(table.c[c] for c in columns))
+                                      .where(table.c.trial_id.in_(mine)).order_by(order)):
+            grouped.setdefault(row[0], []).append(tuple(row[1:]))
+        return grouped
+
+    with backend.engine.connect() as connection:
+        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
+                                            trials.c.datetime_start, trials.c.datetime_complete)
+                                  .where(*where).order_by(trials.c.trial_id)).all()
+        values = by_trial(models.TrialValueModel.__table__, "objective", "value", "value_type")
+        params = by_trial(models.TrialParamModel.__table__, "param_name", "param_value", "distribution_json")
+        user = by_trial(models.TrialUserAttributeModel.__table__, "key", "value_json")
+        system = by_trial(models.TrialSystemAttributeModel.__table__, "key", "value_json")
+        steps = by_trial(models.TrialIntermediateValueModel.__table__, "step", "intermediate_value",
+                         "intermediate_value_type")
+    frozen = []
+    for trial_id, number, state, start, complete in rows:
+        objectives = {k: models.TrialValueModel.stored_repr_to_value(v, kind)
+                      for k, v, kind in values.get(trial_id, ())}
+        trial_params = params.get(trial_id, ())
+        frozen.append(optuna.trial.FrozenTrial(
+            number=number, state=state, value=None,
+            values=[objectives[k] for k in sorted(objectives)] or None,
+            datetime_start=start, datetime_complete=complete,
+            params={name: distribution(text).to_external_repr(value) for name, value, text in trial_params},
+            distributions={name: distribution(text) for name, _, text in trial_params},
+            user_attrs={key: json.loads(text) for key, text in user.get(trial_id, ())},
+            system_attrs={key: json.loads(text) for key, text in system.get(trial_id, ())},
+            intermediate_values={step: models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(v, kind)
+                                 for step, v, kind in steps.get(trial_id, ())},
+            trial_id=trial_id))
+    return frozen
 
 
 def create_trial(storage: Any, study_id: int, *, params: Mapping[str, tuple[float, Any]],

@@ -13,8 +13,17 @@ artifact, a markdown note per trial, and attnas's own plotly figures; plus a sel
     server.py      `attnas dashboard RUN`: optuna-dashboard on 127.0.0.1 (another host only when asked)
     report.py      `attnas report RUN -o report.html`
 """
-from attnas.experiments.dashboard.drawing import cell_svg
-from attnas.experiments.dashboard.figures import best_so_far, build_figures, op_dim_frequencies, pareto_front
-from attnas.experiments.dashboard.publisher import DashboardPublisher
+from attnas.lazy import lazy_exports
 
-__all__ = ["DashboardPublisher", "best_so_far", "build_figures", "cell_svg", "op_dim_frequencies", "pareto_front"]
+# Resolved on first use: `attnas status` and `list` read a module or two of this package and must not pay for
+# optuna-dashboard's and plotly's imports (about 3 s) that the publisher needs.
+_EXPORTS = {
+    "DashboardPublisher": "attnas.experiments.dashboard.publisher",
+    "best_so_far": "attnas.experiments.dashboard.figures",
+    "build_figures": "attnas.experiments.dashboard.figures",
+    "cell_svg": "attnas.experiments.dashboard.drawing",
+    "op_dim_frequencies": "attnas.experiments.dashboard.figures",
+    "pareto_front": "attnas.experiments.dashboard.figures",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from attnas.experiments.dashboard.page_style import with_page_style
 from attnas.experiments.dashboard.store import artifact_store, run_artifact_dir
+from attnas.experiments.dashboard.trial_window import DEFAULT_LIMIT, TrialWindow
 from attnas.experiments.history import History
 from attnas.experiments.run_folder import RunFolder, open_run
 from attnas.search_space.errors import AttnasError
@@ -84,14 +85,15 @@ class DashboardServer:
     `serve_forever` blocks, `start` serves from a background thread (for tests and benchmarks), `close` stops it."""
 
     def __init__(self, run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 allow_writes: bool = False):
+                 allow_writes: bool = False, trials: int | None = DEFAULT_LIMIT):
         import optuna_dashboard
 
         from attnas.experiments.dashboard import speedup
 
         speedup.install()
         self.run, self.history = open_history(run_dir)
-        app = with_page_style(optuna_dashboard.wsgi(self.history.storage,
+        self.storage = TrialWindow(self.history.storage, trials)
+        app = with_page_style(optuna_dashboard.wsgi(self.storage,
                                                     artifact_store=artifact_store(run_artifact_dir(self.run))))
         if not allow_writes:
             app = read_only(app)
@@ -108,6 +110,16 @@ class DashboardServer:
         """The (host, port) the server listens on."""
         host, port = self.httpd.server_address[:2]
         return host, port
+
+    @property
+    def shown(self) -> str | None:
+        """What the trial list leaves out of a long history (None when it shows every trial)."""
+        window = self.storage.window(self.history.study_id)
+        if window.shown == window.total:
+            return None
+        return (f"the trial list shows {window.shown:,} of the run's {window.total:,} trials: the "
+                f"{len(window.best)} best and the latest {window.total - window.first_latest:,}, then every new one "
+                f"(--trials all shows every trial)")
 
     @property
     def url(self) -> str:
