@@ -2,7 +2,7 @@
 
 `tiny_attnbench_table` (session fixture, registered in tests/conftest.py) runs `benchmarks/attnbench_build.py build`
 and `pack` as a user would, on tiny settings: the first `TINY_CELLS` cells (hash order) of the `tiny` space, two
-seeds, one epoch of a tiny proxy. `write_made_up_table` writes a table from MADE-UP numbers, for tests where only
+seeds, two epochs of a tiny proxy. `write_made_up_table` writes a table from MADE-UP numbers, for tests where only
 the table format or the adapter's bookkeeping is under test; its meta says so.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from attnas.search_space.attnbench import enumerate_cells, write_table
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CELLS = 4
 TINY_SEEDS = 2
-TINY_PROXY = {"data": {"task": "odd_one_out", "train_size": 48, "validation_size": 32, "test_size": 32},
-              "epochs": 1, "batch_size": 16, "eval_batch_size": 32, "measure_latency": False, "pretrain_epochs": 1,
+TINY_PROXY = {"data": {"task": "odd_one_out", "train_size": 96, "validation_size": 64, "test_size": 32},
+              "epochs": 2, "batch_size": 16, "eval_batch_size": 64, "measure_latency": False, "pretrain_epochs": 1,
               "backbone_args": {"stem_width": 8, "widths": [8, 16], "strides": [[1, 2, 2], [1, 1, 1]],
                                 "stem_stride": [1, 2, 2], "stem_kernel": [1, 3, 3]}}
 
