@@ -46,7 +46,8 @@ def proxy_settings(overrides: dict) -> dict:
     from attnas.evaluators import ProxyConfig
 
     base = ProxyConfig(threads=1).to_dict()
-    return replace(ProxyConfig.from_dict({**base, **overrides}), threads=1).to_dict()
+    settings = replace(ProxyConfig.from_dict({**base, **overrides}), threads=1).to_dict()
+    return json.loads(json.dumps(settings))  # as settings.json reads back (tuples become lists)
 
 
 def space_cells(space_name: str, store: Path) -> list[dict]:

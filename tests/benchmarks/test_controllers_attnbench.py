@@ -46,7 +46,7 @@ def test_asha_on_a_made_up_table_counts_epochs_and_best_only_among_finished_tria
     """MADE-UP numbers (tests/attnbench_tables.py): only the epoch accounting is under test."""
     space = AttnBenchSpace(write_made_up_table(tmp_path / "t.json.gz", space="tiny", epochs=4))
     curve = asha_curve("random", 0, space, budget_epochs=13 * 4)
-    assert len(curve) == 13 * 4 and np.all(np.diff(curve) >= 0)
+    assert len(curve) == 13 * 4 and np.all(np.diff(curve[3:]) >= 0)
     assert curve[-1] <= space.table.best.accuracy
     first = create_controller("random", space=space, seed=0).propose(0)
     assert np.all(curve[:3] == -np.inf), "nothing finished before the first trial's 4th epoch"
