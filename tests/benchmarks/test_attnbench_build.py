@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +47,14 @@ def test_a_second_build_resumes_and_a_larger_one_runs_only_the_new_cells(tiny_at
               "--store", str(store)]
     again = run_build_command("build", "--cells", str(TINY_CELLS), *common, cache=cache)
     assert "to run" not in again, "everything was done: nothing runs"
+    started = run_build_command("build", "--cells", str(TINY_CELLS), *common, "--background", cache=cache)
+    pid = int((store / "build.pid").read_text())
+    assert f"running in the background as pid {pid}" in started
+    deadline = time.monotonic() + 300
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:  # detached: not our child to wait for
+        time.sleep(0.5)
+    log = (store / "build.log").read_text()
+    assert f"AttnBench build: {TINY_CELLS * TINY_SEEDS} jobs" in log and "to run" not in log
     more = run_build_command("build", "--cells", str(TINY_CELLS + 1), "--workers", "2", *common, cache=cache)
     assert f"{TINY_CELLS * TINY_SEEDS} already in trials.jsonl, {TINY_SEEDS} to run" in more
     out = tmp_path / "t.json.gz"
