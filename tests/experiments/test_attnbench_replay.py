@@ -11,7 +11,7 @@ from attnas.experiments.cli import main
 from attnas.experiments.config import experiment_from_data
 from attnas.experiments.history import COMPLETE
 from attnas.experiments.run_folder import open_run
-from attnas.search_space import CellSpec, load_space
+from attnas.search_space import CellSpec, load_space, load_zoo
 from attnas.search_space import attnbench
 from attnas.search_space.attnbench import load_table
 from attnas.search_space.schema import ConfigError
@@ -78,3 +78,19 @@ def test_a_missing_table_or_wrong_epochs_is_one_line_naming_file_and_field(tmp_p
                                           rf"expected epochs: {epochs}, got {epochs + 1}"):
         load({"kind": "simulated", "table": str(tiny_attnbench_table), "epochs": epochs + 1})
     assert load_space("tiny").size() == 13
+
+
+def test_evaluate_replays_a_table_cell_and_names_the_table_for_a_cell_it_lacks(tmp_path, capsys,
+                                                                               tiny_attnbench_table):
+    table = load_table(tiny_attnbench_table)
+    path = write_experiment(tmp_path, tiny_attnbench_table)
+    record = table.records[sorted(table.records)[0]]
+    cell_file = tmp_path / "cell.yaml"
+    cell_file.write_text(yaml.safe_dump(dict(record.cell)))
+    assert main(["evaluate", str(cell_file), "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert f"epoch {table.epochs}: simulated accuracy {record.accuracy:.4f}" in out and f"{record.macs:,.0f}" in out
+    assert main(["evaluate", "non_local", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert f"{tiny_attnbench_table}: cells: no cell with hash {load_zoo('non_local').hash}" in err
+    assert "Traceback" not in err
