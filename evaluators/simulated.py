@@ -8,6 +8,14 @@ benchmarks of the search machinery (driver, searcher, history, publisher, Ray) o
       seed: 0              # which fixed random function of the cell is the score
       noise: 0.01          # amplitude of the deterministic per-epoch noise on the curve (not on the final value)
       costs: true          # multiply-adds and parameters from the real cost model (false: none reported)
+      table: null          # or `attnbench` / an absolute path: replay a tabular benchmark instead (below)
+
+With `table`, a trial replays the AttnBench table (search_space/attnbench.py; `attnbench` is the table shipped in
+the package, else an absolute path to a table file) instead of the formula: it reports the cell's stored validation
+curve, epoch by epoch (the mean over the table's seeds; `seed` and `noise` are unused), then its stored multiply-adds
+and parameters (no torch), test accuracy (`test_accuracy`) and trial time (`table_trial_seconds`). `epochs` must
+equal the table's epochs. A cell the table lacks fails its trial with one line naming the table file, its `cells`
+and the cell's hash; a missing or partial table is reported when the experiment is read (`describe()`).
 
 A simulated trial runs in the same Ray trainable as a real one (experiments/trainable.py): it reports every epoch
 with a checkpoint, resumes from its checkpoint after a lost worker, and is recorded in the history as any trial.
@@ -38,7 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from attnas.search_space.attnbench import TableError, load_table
 from attnas.search_space.encoding import wl_features
+from attnas.search_space.errors import AttnasError
 from attnas.search_space.schema import non_negative, positive
 from attnas.search_space.spec import CellSpec
 
@@ -53,6 +63,17 @@ def _amplitude_check(value: float) -> str | None:
     return None if 0 <= value <= 0.5 else "expected a number in [0, 0.5]"
 
 
+def _table_check(value: str) -> str | None:
+    """The table must be `attnbench` or an absolute path, and load (read once per process, then cached)."""
+    if value != "attnbench" and not Path(value).is_absolute():
+        return "expected `attnbench` (the shipped table) or an absolute path to an AttnBench table file"
+    try:
+        load_table(value)
+    except TableError as error:
+        return f"cannot replay it: {error}"
+    return None
+
+
 @dataclass(frozen=True)
 class SimulatedEvaluatorConfig:
     """The experiment's `evaluator:` section with `kind: simulated` (see the module docstring)."""
@@ -63,6 +84,13 @@ class SimulatedEvaluatorConfig:
     seed: int = field(default=0, metadata={"check": non_negative})
     noise: float = field(default=0.01, metadata={"check": _amplitude_check})
     costs: bool = True
+    table: str | None = field(default=None, metadata={"check": _table_check})
+
+    def __post_init__(self) -> None:
+        table = load_table(self.table) if self.table is not None else None
+        if table is not None and self.epochs != table.epochs:
+            raise AttnasError(f"evaluator.epochs: table {table.path} holds {table.epochs}-epoch curves; expected "
+                              f"epochs: {table.epochs}, got {self.epochs}")
 
 
 def is_simulated(evaluator: dict[str, Any] | None) -> bool:
@@ -87,7 +115,10 @@ def final_accuracy(cell: CellSpec, seed: int = 0) -> float:
 
 
 def accuracy_curve(cell: CellSpec, config: SimulatedEvaluatorConfig) -> list[float]:
-    """The accuracy reported after each epoch 1..epochs; the last is `final_accuracy`, exactly."""
+    """The accuracy reported after each epoch 1..epochs; the last is `final_accuracy`, exactly (with a table: the
+    cell's stored curve, TableError when the table lacks the cell)."""
+    if config.table is not None:
+        return load_table(config.table).record(cell.hash).curve
     final = final_accuracy(cell, config.seed)
     curve = []
     for epoch in range(1, config.epochs + 1):
@@ -157,6 +188,17 @@ def cell_costs(cell: CellSpec, cache_dir: Path | None = None) -> dict[str, float
     return costs
 
 
+def trial_costs(cell: CellSpec, config: SimulatedEvaluatorConfig) -> dict[str, float]:
+    """The costs a simulated trial reports: the table's with a table (and its test accuracy and trial time), the
+    cost model's with `costs`, else none."""
+    if config.table is not None:
+        record = load_table(config.table).record(cell.hash)
+        values = {"macs": record.macs, "params": record.params, "test_accuracy": record.test_accuracy,
+                  "table_trial_seconds": record.trial_seconds}
+        return {name: float(value) for name, value in values.items() if value is not None}
+    return cell_costs(cell) if config.costs else {}
+
+
 # ------------------------------------------------------------------------------------------------------------ a trial
 def run_simulated(config: SimulatedEvaluatorConfig, cell: CellSpec, checkpoint_dir: Path,
                   report: Callable[[int, dict[str, float]], Any]) -> dict[str, float]:
@@ -173,7 +215,4 @@ def run_simulated(config: SimulatedEvaluatorConfig, cell: CellSpec, checkpoint_d
     if done < config.epochs:
         time.sleep(config.epoch_seconds)
         marker.write_text(str(config.epochs))
-    final = {"accuracy": curve[-1], "resumed_from": float(done)}
-    if config.costs:
-        final.update(cell_costs(cell))
-    return final
+    return {"accuracy": curve[-1], "resumed_from": float(done), **trial_costs(cell, config)}

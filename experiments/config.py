@@ -200,7 +200,12 @@ def evaluator_config(evaluator: dict[str, Any], *, where: str):
     from attnas.evaluators.simulated import SimulatedEvaluatorConfig
 
     if isinstance(evaluator, dict) and "kind" in evaluator and not is_custom(evaluator):
-        return parse(SimulatedEvaluatorConfig, evaluator, where=where, path="evaluator")
+        try:
+            return parse(SimulatedEvaluatorConfig, evaluator, where=where, path="evaluator")
+        except ConfigError:
+            raise
+        except AttnasError as error:  # its cross-field check (epochs against the replayed table's)
+            raise ConfigError(f"{where}: {error}") from None
     if not is_custom(evaluator):
         return proxy_config(evaluator, where=where)
     custom = parse(CustomEvaluatorConfig, evaluator, where=where, path="evaluator")

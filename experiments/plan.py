@@ -97,6 +97,10 @@ def plan(config: ExperimentConfig, *, check_data: bool = False) -> Plan:
         source, backbone, placements = f"the custom evaluator {evaluator.custom}", "(the custom evaluator's)", ()
     elif is_simulated(config.evaluator):
         source = f"simulated scores ({evaluator.epoch_seconds:g} s per epoch)"
+        if evaluator.table is not None:  # say how much of the space a (maybe partial) table can score
+            from attnas.search_space.attnbench import load_table
+
+            source = f"scores replayed from {load_table(evaluator.table).describe()}"
         backbone, placements = f"no model trained: the simulated evaluator (seed {evaluator.seed})", ()
     else:
         data = evaluator.data

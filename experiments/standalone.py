@@ -83,11 +83,11 @@ def evaluate_cell(cell: str, *, config_path: str, seeds: int = 1, console: Conso
 
 def _evaluate_simulated(cell: str, spec: CellSpec | None, settings, seeds: int, console: Console) -> list[dict]:
     """`attnas evaluate` with the simulated evaluator: its curve and costs for each seed, at once (no sleeping)."""
-    from attnas.evaluators.simulated import accuracy_curve, cell_costs
+    from attnas.evaluators.simulated import accuracy_curve, trial_costs
 
     if spec is None:
         raise AttnasError(f"{cell}: the simulated evaluator scores cells; there is no score for the backbone alone")
-    costs = cell_costs(spec) if settings.costs else {}
+    costs = trial_costs(spec, settings)
     results = []
     for offset in range(seeds):
         seeded = replace(settings, seed=settings.seed + offset)

@@ -28,3 +28,6 @@ def ray_module():
         yield ray
     finally:
         ray.shutdown()
+
+
+from tests.attnbench_tables import tiny_attnbench_table  # noqa: E402,F401  (a session fixture: built once)
