@@ -165,9 +165,9 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         run_config=tune.RunConfig(
             name=f"tune-{int(started_at)}", storage_path=str(run.ray_dir.resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=config.retries),
-            # two, not one: the history records the last epoch's checkpoint only with the trial's close, so a driver
-            # killed before that resumes the trial from the one before it, which must still be there
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # every checkpoint, as far as Tune knows: the progress callback deletes all but each trial's last two
+            # (experiments/progress.py, CHECKPOINTS_KEPT), without the experiment-state save num_to_keep forces
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             callbacks=[reporter, *tune_callbacks], stop=node_watch,
         ),
     )

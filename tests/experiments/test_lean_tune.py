@@ -1,6 +1,7 @@
 """What a search hands Ray Tune to keep the driver's work per trial small (issue 14): Tune writes no per-trial
-result files of its own (attnas's history is the record) but still the TensorBoard curves, and saves its experiment
-state rarely; every trial's checkpoint and history are still there."""
+result files of its own (attnas's history is the record) but still the TensorBoard curves, saves its experiment
+state rarely, and keeps every checkpoint while attnas deletes all but each trial's last two; every trial's
+checkpoint and history are still there."""
 from __future__ import annotations
 
 import os
@@ -38,7 +39,7 @@ def test_a_search_leaves_no_tune_result_files_but_its_curves_checkpoints_and_his
     for name in TUNE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     experiment = {"name": "lean", "space": "small", "controller": {"name": "random"},
-                  "evaluator": {"kind": "simulated", "epochs": 2, "seed": 3, "costs": False},
+                  "evaluator": {"kind": "simulated", "epochs": 3, "seed": 3, "costs": False},
                   "budget": {"trials": 4}, "concurrency": 2, "early_stopping": {"scheduler": "none"}}
     path = tmp_path / "lean.yaml"
     path.write_text(yaml.safe_dump(experiment))
@@ -54,8 +55,11 @@ def test_a_search_leaves_no_tune_result_files_but_its_curves_checkpoints_and_his
         assert not written & {"result.json", "progress.csv", "params.json", "params.pkl"}, written
         [events] = folder.glob("events.out.*")
         assert [v for _, v in scalars(str(events), "ray/tune/accuracy")] == pytest.approx(record.curve, abs=1e-6)
-        assert len(record.curve) == 2
+        assert len(record.curve) == 3
         checkpoint = resolve_checkpoint(run.path, record.attrs["checkpoint"])
-        assert checkpoint.parent == folder and (checkpoint / "simulated_epoch.txt").read_text() == "2"
+        assert checkpoint.parent == folder and (checkpoint / "simulated_epoch.txt").read_text() == "3"
+        # the last two checkpoints are kept (a killed driver resumes from the one before the last), no more
+        kept = sorted(folder.glob("checkpoint_*"))
+        assert [(p / "simulated_epoch.txt").read_text() for p in kept] == ["2", "3"] and kept[-1] == checkpoint
     # Tune's experiment state is still saved when the search ends (Tuner.restore could read it)
     assert len(list(run.ray_dir.glob("tune-*/experiment_state-*.json"))) == 1
