@@ -22,7 +22,7 @@ from attnas.controllers import Controller, Observation, create_controller, get_c
 from attnas.controllers.objective import Objective
 from attnas.experiments.config import ExperimentConfig, evaluator_config
 from attnas.experiments.history import RUNNING, TrialRecord, counted, to_rerun
-from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, quiet_ray
+from attnas.experiments.ray_session import check_resources, cluster_nodes, init_ray, lean_tune, quiet_ray
 from attnas.experiments.run_folder import RunFolder
 from attnas.experiments.summary import SearchSummary, summarize
 from attnas.experiments.wording import duration, plural
@@ -153,6 +153,7 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
                               plan=search_plan_line(config, run, done=done, epochs=epochs))
     wait_s = config.resources.wait_for_nodes_s
     node_watch = NodeWatch(config.resources, wait_s=wait_s) if wait_s is not None else None
+    tune_callbacks = lean_tune()
     trainable = tune.with_resources(train_trial, {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
     tuner = tune.Tuner(
         trainable,
@@ -164,10 +165,10 @@ def run_search(config: ExperimentConfig, run: RunFolder, *, address: str | None 
         run_config=tune.RunConfig(
             name=f"tune-{int(started_at)}", storage_path=str(run.ray_dir.resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=config.retries),
-            # two, not one: the history records the last epoch's checkpoint only with the trial's close, so a driver
-            # killed before that resumes the trial from the one before it, which must still be there
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[reporter], stop=node_watch,
+            # every checkpoint, as far as Tune knows: the progress callback deletes all but each trial's last two
+            # (experiments/progress.py, CHECKPOINTS_KEPT), without the experiment-state save num_to_keep forces
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            callbacks=[reporter, *tune_callbacks], stop=node_watch,
         ),
     )
     stopped_by = "the search stopped before this trial finished"

@@ -7,6 +7,7 @@ the search starts, a line when the first trial has paid the one-time warm start,
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections import deque
@@ -22,6 +23,12 @@ from rich.text import Text
 
 from attnas.experiments.history import COMPLETE, FAILED, PRUNED, History
 from attnas.experiments.wording import duration
+
+# Checkpoints kept per trial: the last, and the one before it, which a driver killed before the trial's close resumes
+# from (the history records the last epoch's checkpoint only with the close). Kept here rather than by Tune's
+# CheckpointConfig(num_to_keep), which also forces a save of Tune's whole experiment state every that many
+# checkpoints of a trial: about one save per epoch reported, each costing the driver more as trials accumulate.
+CHECKPOINTS_KEPT = 2
 
 # A warm start shorter than this (the cached backbone read back from disk) is not worth a line.
 WARM_START_WORTH_SAYING_S = 2.0
@@ -117,6 +124,7 @@ class SearchProgress(Callback):
                              TextColumn("{task.description}"), console=self.console, auto_refresh=False)
         self._task = self._bar.add_task("", total=max(1, total), completed=self.done)
         self._started_trials: dict[str, Any] = {}
+        self._checkpoints: dict[str, list[str]] = {}  # each trial's last CHECKPOINTS_KEPT checkpoint folders
 
     def __getstate__(self) -> dict:
         # Pickled by the Tuner at start; the copy is inert (no console, display, history or searcher).
@@ -189,6 +197,11 @@ class SearchProgress(Callback):
         number = self.searcher.numbers.get(trial.trial_id)
         if number is None or not getattr(checkpoint, "path", None):
             return
+        kept = self._checkpoints.setdefault(trial.trial_id, [])
+        kept.append(checkpoint.path)
+        for older in kept[:-CHECKPOINTS_KEPT]:  # Tune keeps every checkpoint (driver: num_to_keep=None)
+            shutil.rmtree(older, ignore_errors=True)
+        del kept[:-CHECKPOINTS_KEPT]
         recorded = self.searcher.checkpoint_attr(checkpoint.path)
         if int((trial.last_result or {}).get("epoch", 0) or 0) >= self.searcher.epochs:
             # the last epoch's checkpoint: no resume starts from it, so it is written with the trial's close

@@ -75,3 +75,23 @@ def quiet_ray() -> None:
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="ray")
+
+
+# Ray Tune's experiment state (every trial's config, results and checkpoints, and the searcher's state) is only for
+# `Tuner.restore`; attnas resumes from its history, so it is saved this rarely (and once when the search ends).
+EXPERIMENT_STATE_PERIOD_S = 600
+
+
+def lean_tune() -> list:
+    """Ray Tune set up for a search whose record is attnas's history: Tune writes no per-trial result.json,
+    params.json/.pkl or progress.csv and saves its experiment state every EXPERIMENT_STATE_PERIOD_S seconds, through
+    the environment variables Ray documents (a value the user set is kept); the callbacks to hand Tune: its
+    TensorBoard logger, for the per-trial learning curves the README points to."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(EXPERIMENT_STATE_PERIOD_S))
+    from ray.tune.logger import TBXLoggerCallback
+
+    try:
+        return [TBXLoggerCallback()]
+    except ImportError:  # tensorboardX missing: no curves for TensorBoard, as with Tune's own defaults
+        return []

@@ -1,7 +1,6 @@
 """A search's record is complete and every run resumes (issue 13), tested the way a user runs attnas: the CLI on
 real run folders (tiny proxy experiments), then status, export, resume, a moved or copied folder, a shared database,
 and kill -9 at many moments."""
-import csv
 import os
 import random
 import shutil
@@ -20,6 +19,7 @@ from attnas.experiments.history import COMPLETE, FAILED, PRUNED, RUNNING, Histor
 from attnas.experiments.run_folder import open_run
 from attnas.experiments.trial_params import categorical_params
 from attnas.search_space import load_space
+from tests.experiments.test_dashboard_search import scalars
 from tests.experiments.tiny import TINY, write_tiny
 
 ASHA = {"scheduler": "asha", "grace_period": 1, "reduction_factor": 2}
@@ -31,15 +31,14 @@ def cli(*args: str, timeout: float = 900, cwd: Path | None = None) -> subprocess
                           timeout=timeout, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def progress_csv(run, metric: str) -> dict[int, dict[int, float]]:
-    """{trial number: {epoch: metric}} as Ray Tune's own progress.csv files of the run hold them."""
+def ray_curves(run, metric: str) -> dict[int, dict[int, float]]:
+    """{trial number: {epoch: metric}} as Ray Tune's own TensorBoard files of the run hold them (Tune's result.json
+    and progress.csv are not written: `lean_tune`)."""
     curves: dict[int, dict[int, float]] = {}
-    for path in run.ray_dir.glob("*/trial-*/progress.csv"):
+    for path in run.ray_dir.glob("*/trial-*/events.out.*"):
         number = int(path.parent.name.split("-")[1])
-        with path.open() as handle:
-            for row in csv.DictReader(handle):
-                if row.get(metric) not in (None, ""):
-                    curves.setdefault(number, {})[int(row["epoch"])] = float(row[metric])
+        for step, value in scalars(str(path), f"ray/tune/{metric}"):  # step: Tune's iteration, one per epoch
+            curves.setdefault(number, {})[step] = value
     return curves
 
 
@@ -50,16 +49,16 @@ def states(run) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------- 1. full curves
 @pytest.mark.slow
-def test_every_trial_has_its_full_curve_and_value_equal_to_rays_progress_csv(tmp_path):
+def test_every_trial_has_its_full_curve_and_value_equal_to_rays_tensorboard_curve(tmp_path):
     config = write_tiny(tmp_path, budget={"trials": 4}, evaluator=THREE_EPOCHS, early_stopping=ASHA)
     result = cli("search", config, "--runs-dir", str(tmp_path / "runs"), "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     run = open_run(tmp_path / "runs" / "tiny")
     records = run.history().trials()
-    csv_curves = progress_csv(run, "accuracy")
+    tune_curves = ray_curves(run, "accuracy")
     assert len(records) == 4 and {r.state for r in records} <= {COMPLETE, PRUNED}
     for record in records:
-        expected = [csv_curves[record.number][epoch] for epoch in sorted(csv_curves[record.number])]
+        expected = [tune_curves[record.number][epoch] for epoch in sorted(tune_curves[record.number])]
         assert record.curve == pytest.approx(expected), record.number
         assert len(record.curve) == record.attrs["epochs_done"]
         assert record.value == pytest.approx(record.curve[-1])  # a pruned trial's value: its last metric
@@ -94,7 +93,7 @@ def test_a_top5_objective_ranks_the_scheduler_history_status_and_export(tmp_path
     run = open_run(runs / "tiny")
     history = run.history()
     records = history.trials()
-    top5 = progress_csv(run, "top5")
+    top5 = ray_curves(run, "top5")
     for record in records:
         assert record.curve == pytest.approx([top5[record.number][e] for e in sorted(top5[record.number])])
         if record.state == COMPLETE:
