@@ -15,15 +15,19 @@ from tests.attnbench_tables import TINY_CELLS, write_made_up_table
 from tests.controllers.test_conformance import NAMES, factory
 
 
+MADE_UP_CELLS = 60  # of the `small` space's 173: enough for every check, few enough for the exhaustion checks
+
+
 @pytest.fixture(scope="module")
 def made_up_space(tmp_path_factory):
-    """Every cell of the `small` space in a table of MADE-UP numbers: only the adapter's bookkeeping is tested."""
-    return AttnBenchSpace(write_made_up_table(tmp_path_factory.mktemp("t") / "small.json.gz", space="small"))
+    """Part of the `small` space in a table of MADE-UP numbers: only the adapter's bookkeeping is tested."""
+    return AttnBenchSpace(write_made_up_table(tmp_path_factory.mktemp("t") / "small.json.gz", space="small",
+                                              cells=MADE_UP_CELLS))
 
 
 def test_the_adapter_follows_every_rule_of_the_space_interface(made_up_space):
     check_space(made_up_space)
-    assert made_up_space.size() == len(enumerate_cells(load_space("small")))
+    assert made_up_space.size() == MADE_UP_CELLS < len(enumerate_cells(load_space("small")))
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
