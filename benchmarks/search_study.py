@@ -67,6 +67,10 @@ class StudyPlan:
     transfer_train: int
     cost_trials: int
     expected: str
+    # the differentiable search: at most this many supernet epochs, for the black-box searches' wall time but at
+    # least this many seconds (the tests shrink both; the study's own plans keep these)
+    differentiable_epochs: int = 12
+    differentiable_min_seconds: float = 30.0
 
 
 PLANS = {
@@ -223,8 +227,9 @@ def run_study(plan: StudyPlan, folder: Path, *, base: ProxyConfig, transfer: Pro
         for seed in seeds:
             wall = statistics.mean(runs[seed]["wall"] for runs in searches.values() if runs[seed]["wall"])
             # the deadline stops the search after an epoch; the re-training of the derived cell comes after it
-            seconds = max(30.0, wall - _median_trial_seconds(searches, seed))
-            controller = {"name": "differentiable", "sampling": "gumbel", "epochs": 12, "retrain": True}
+            seconds = max(plan.differentiable_min_seconds, wall - _median_trial_seconds(searches, seed))
+            controller = {"name": "differentiable", "sampling": "gumbel", "epochs": plan.differentiable_epochs,
+                          "retrain": True}
             differentiable.append(search(f"differentiable-s{seed}", controller, seed, seconds=seconds, cpus=2,
                                          concurrency=1))
         clock.save()

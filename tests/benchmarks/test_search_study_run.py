@@ -19,8 +19,9 @@ def test_the_study_runs_every_part_and_reports_it(tmp_path, ray_local, monkeypat
                                            validation_size=16, test_size=16),
                            backbone="resnet26", backbone_args={"width_multiplier": 0.0625}, at=("conv3:1",),
                            epochs=1, batch_size=16, threads=1, measure_latency=False)
+    # two supernet epochs (the study's 12 and 30 s floor would make this the suite's longest test)
     plan = StudyPlan(search_seeds=1, trials=2, retrain_seeds=2, transfer_seeds=1, transfer_train=32, cost_trials=2,
-                     expected="seconds")
+                     expected="seconds", differentiable_epochs=2, differentiable_min_seconds=1.0)
     report = run_study(plan, tmp_path / "study", base=base, transfer=transfer, workers=2, space="small")
 
     for controller in ("random", "evolution", "bayesian", "tpe", "differentiable (seed 0"):

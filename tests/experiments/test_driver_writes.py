@@ -31,7 +31,7 @@ def experiment(**changes) -> dict:
 
 
 @pytest.mark.slow
-def test_a_search_writes_two_transactions_per_trial_on_the_drivers_thread(tmp_path, ray_local, monkeypatch):
+def test_a_search_writes_two_transactions_per_trial_on_the_drivers_thread(tmp_path, ray_module, monkeypatch):
     counter = WriteCounter()
     at_first_start = []
     start = History.start
@@ -57,7 +57,7 @@ def test_a_search_writes_two_transactions_per_trial_on_the_drivers_thread(tmp_pa
 
 
 @pytest.mark.slow
-def test_every_trial_has_its_drawing_and_note_when_the_search_returns(tmp_path, ray_local):
+def test_every_trial_has_its_drawing_and_note_when_the_search_returns(tmp_path, ray_module):
     run = attnas.search(experiment(), runs_dir=tmp_path / "runs")
     history = open_run(run.path).history()
     store = artifact_store(run_artifact_dir(open_run(run.path)))
@@ -71,7 +71,7 @@ def test_every_trial_has_its_drawing_and_note_when_the_search_returns(tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_failing_dashboard_never_stops_the_search_nor_loses_a_record(tmp_path, ray_local, monkeypatch, caplog):
+def test_a_failing_dashboard_never_stops_the_search_nor_loses_a_record(tmp_path, ray_module, monkeypatch, caplog):
     def broken(self, number):
         raise RuntimeError("drawing board on fire")
 
