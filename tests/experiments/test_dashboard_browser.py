@@ -15,7 +15,7 @@ from attnas.experiments.dashboard.figures import FIGURE_TITLES, pareto_front
 from attnas.experiments.dashboard.report import build_report
 from attnas.experiments.dashboard.server import DashboardServer
 from attnas.experiments.dashboard.synthetic import write_synthetic_history
-from tests.experiments.test_dashboard_server import TRIALS, scratch_folder
+from tests.experiments.test_dashboard_server import TRIALS
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -43,8 +43,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    with scratch_folder(tmp_path_factory) as root:
-        yield write_synthetic_history(root, name="browsed", trials=TRIALS, controllers=("random", "evolution"))
+    root = tmp_path_factory.mktemp("runs")
+    yield write_synthetic_history(root, name="browsed", trials=TRIALS, controllers=("random", "evolution"))
 
 
 @pytest.fixture(scope="module")
@@ -159,18 +159,18 @@ def test_report_opens_from_file_with_every_figure_and_no_network(browser, finish
 def references_at_the_edges(tmp_path_factory):
     """A run whose backbone alone costs least (its star is the leftmost point, where a centred label would run off
     the plot) and whose non-local reference sits exactly on a Pareto cell."""
-    with scratch_folder(tmp_path_factory) as root:
-        run = write_synthetic_history(root, name="edges", trials=TRIALS)
-        history = run.history()
-        complete = [r for r in history.trials() if r.state == "complete"]
-        front = [complete[i] for i in pareto_front([(r.values["macs"], r.value) for r in complete])]
-        hidden = front[len(front) // 2]
-        references = dict(history.metadata[REFERENCES_ATTR])
-        references["none"] = {**references["none"], "macs": 0.9 * min(r.values["macs"] for r in complete)}
-        references["non_local"] = {**references["non_local"], "macs": hidden.values["macs"],
-                                   "accuracy": hidden.value}
-        history.set_metadata(**{REFERENCES_ATTR: references})
-        yield run, hidden
+    root = tmp_path_factory.mktemp("runs")
+    run = write_synthetic_history(root, name="edges", trials=TRIALS)
+    history = run.history()
+    complete = [r for r in history.trials() if r.state == "complete"]
+    front = [complete[i] for i in pareto_front([(r.values["macs"], r.value) for r in complete])]
+    hidden = front[len(front) // 2]
+    references = dict(history.metadata[REFERENCES_ATTR])
+    references["none"] = {**references["none"], "macs": 0.9 * min(r.values["macs"] for r in complete)}
+    references["non_local"] = {**references["non_local"], "macs": hidden.values["macs"],
+                               "accuracy": hidden.value}
+    history.set_metadata(**{REFERENCES_ATTR: references})
+    yield run, hidden
 
 
 def test_reference_labels_stay_inside_and_pareto_cells_stay_visible(browser, references_at_the_edges, screenshots):

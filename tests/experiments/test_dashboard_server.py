@@ -1,14 +1,11 @@
 """`attnas dashboard` and `attnas report` on a finished run written the way the driver writes it (History plus the
 dashboard publisher, via experiments.dashboard.synthetic): what the server binds to, what it serves, the report's
 content, the one-line errors, and the speed-up of optuna-dashboard's per-trial lookups (same answers)."""
-import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,22 +25,8 @@ TRIALS = 12
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    with scratch_folder(tmp_path_factory) as root:
-        yield write_synthetic_history(root, name="finished", trials=TRIALS, controllers=("random", "evolution"))
-
-
-@contextlib.contextmanager
-def scratch_folder(tmp_path_factory):
-    """A folder on tmpfs when there is one: SQLite commits on a busy shared disk would make up most of the run
-    time of these tests, and disk speed is not what they test."""
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        folder = tempfile.mkdtemp(prefix="attnas-dashboard-test-", dir="/dev/shm")
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    else:
-        yield tmp_path_factory.mktemp("dashboard-runs")
+    root = tmp_path_factory.mktemp("runs")
+    yield write_synthetic_history(root, name="finished", trials=TRIALS, controllers=("random", "evolution"))
 
 
 def get(url: str):
@@ -94,27 +77,27 @@ def test_server_is_live_while_the_history_grows(tmp_path_factory):
     from attnas.experiments.dashboard.publisher import DashboardPublisher
     from attnas.search_space import load_zoo
 
-    with scratch_folder(tmp_path_factory) as root:
-        run = write_synthetic_history(root, name="live", trials=2)
-        with DashboardServer(run.path, port=0).start() as server:
-            host, port = server.address
-            url = f"http://{host}:{port}/api/studies/{server.history.study._study_id}"
-            assert len(json.loads(get(url)[1])["trials"]) == 2
-            # a writer in another connection, as the driver is: a trial starts and finishes
-            history = run.history()
-            publisher = DashboardPublisher.for_run(run, history)
-            spec = load_zoo("non_local")
-            number = history.start(cell=spec.to_dict(), cell_hash=spec.hash, controller="random")
-            publisher.trial_started(number)
-            history.finish(number, state=COMPLETE, values={"accuracy": 0.99, "macs": 1e6})
-            publisher.trial_finished(number)
-            deadline = time.time() + 30  # the dashboard caches the trial list for 2 s on small studies
-            while len(json.loads(get(url)[1])["trials"]) < 3 and time.time() < deadline:
-                time.sleep(0.5)
-            detail = json.loads(get(url)[1])
-            assert len(detail["trials"]) == 3 and detail["trials"][2]["note"]["body"].startswith(
-                f"### Cell `{spec.hash}`")
-            assert detail["best_trials"][0]["number"] == number
+    root = tmp_path_factory.mktemp("runs")
+    run = write_synthetic_history(root, name="live", trials=2)
+    with DashboardServer(run.path, port=0).start() as server:
+        host, port = server.address
+        url = f"http://{host}:{port}/api/studies/{server.history.study._study_id}"
+        assert len(json.loads(get(url)[1])["trials"]) == 2
+        # a writer in another connection, as the driver is: a trial starts and finishes
+        history = run.history()
+        publisher = DashboardPublisher.for_run(run, history)
+        spec = load_zoo("non_local")
+        number = history.start(cell=spec.to_dict(), cell_hash=spec.hash, controller="random")
+        publisher.trial_started(number)
+        history.finish(number, state=COMPLETE, values={"accuracy": 0.99, "macs": 1e6})
+        publisher.trial_finished(number)
+        deadline = time.time() + 30  # the dashboard caches the trial list for 2 s on small studies
+        while len(json.loads(get(url)[1])["trials"]) < 3 and time.time() < deadline:
+            time.sleep(0.5)
+        detail = json.loads(get(url)[1])
+        assert len(detail["trials"]) == 3 and detail["trials"][2]["note"]["body"].startswith(
+            f"### Cell `{spec.hash}`")
+        assert detail["best_trials"][0]["number"] == number
 
 
 def test_speedup_gives_optuna_dashboards_own_answers(finished_run):

@@ -14,7 +14,7 @@ from attnas.experiments.dashboard.trial_window import TrialWindow
 from attnas.experiments.history import COMPLETE
 from attnas.experiments.optuna_tables import frozen_trials
 from benchmarks.big_history import write_big_history
-from tests.experiments.test_dashboard_server import get, scratch_folder, start_cli_dashboard
+from tests.experiments.test_dashboard_server import get, start_cli_dashboard
 
 TRIALS, LIMIT = 300, 50
 
@@ -22,15 +22,15 @@ TRIALS, LIMIT = 300, 50
 @pytest.fixture(scope="module")
 def long_run(tmp_path_factory):
     """A long history the tests only read."""
-    with scratch_folder(tmp_path_factory) as root:
-        yield write_big_history(root, trials=TRIALS, name="long", running=2)
+    root = tmp_path_factory.mktemp("runs")
+    yield write_big_history(root, trials=TRIALS, name="long", running=2)
 
 
 @pytest.fixture
 def growing_run(tmp_path_factory):
     """A long history a test adds trials to."""
-    with scratch_folder(tmp_path_factory) as root:
-        yield write_big_history(root, trials=TRIALS, name="growing", running=2)
+    root = tmp_path_factory.mktemp("runs")
+    yield write_big_history(root, trials=TRIALS, name="growing", running=2)
 
 
 def optunas_trials(run):
@@ -39,16 +39,16 @@ def optunas_trials(run):
 
 
 def test_the_fast_reader_returns_optunas_trials(tmp_path_factory):
-    with scratch_folder(tmp_path_factory) as root:
-        # notes, drawings, failed and pruned trials: what the driver and publisher write
-        run = write_synthetic_history(root, name="synthetic", trials=12, controllers=("random", "evolution"))
-        history, trials = optunas_trials(run)
-        assert frozen_trials(history.storage, history.study_id) == trials
-        assert [t.system_attrs for t in frozen_trials(history.storage, history.study_id)] == \
-            [t.system_attrs for t in trials]
-        chosen = frozen_trials(history.storage, history.study_id, numbers=[1, 3], number_above=9)
-        assert chosen == [trials[n] for n in (1, 3, 10, 11)]
-        assert frozen_trials(history.storage, history.study_id, numbers=[]) == []
+    root = tmp_path_factory.mktemp("runs")
+    # notes, drawings, failed and pruned trials: what the driver and publisher write
+    run = write_synthetic_history(root, name="synthetic", trials=12, controllers=("random", "evolution"))
+    history, trials = optunas_trials(run)
+    assert frozen_trials(history.storage, history.study_id) == trials
+    assert [t.system_attrs for t in frozen_trials(history.storage, history.study_id)] == \
+        [t.system_attrs for t in trials]
+    chosen = frozen_trials(history.storage, history.study_id, numbers=[1, 3], number_above=9)
+    assert chosen == [trials[n] for n in (1, 3, 10, 11)]
+    assert frozen_trials(history.storage, history.study_id, numbers=[]) == []
 
 
 def expected_window(trials, limit):
