@@ -11,7 +11,7 @@ from tests.experiments.tiny import TINY, write_tiny
 def test_space_that_is_neither_a_file_nor_shipped(capsys):
     assert main(["space", "nosuch"]) == 2
     err = capsys.readouterr().err
-    assert "nosuch: no such file or shipped space (shipped spaces: default, small" in err
+    assert "nosuch: no such file or shipped space (shipped spaces: attnbench, default, small, tiny)" in err
     assert "mapping" not in err and len(err.strip().splitlines()) == 1
 
 
