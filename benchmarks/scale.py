@@ -96,7 +96,7 @@ def measure_one(kind: str, trials: int, slots: int, seconds: float, storage: str
     imported = time.perf_counter() - imported
     with tempfile.TemporaryDirectory(prefix="attnas-scale-") as tmp:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        ray.init(num_cpus=slots, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(address="local", num_cpus=slots, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         cpu, wall = time.process_time(), time.perf_counter()
         try:
             if kind == "bare":

@@ -46,7 +46,8 @@ def resource_shortfall(resources: Resources, nodes: list[dict[str, float]]) -> s
 
 
 def init_ray(address: str | None) -> None:
-    """Join the cluster at `address` (or RAY_ADDRESS), else start Ray locally; one-line error if unreachable."""
+    """Join the cluster at `address` (or RAY_ADDRESS), else start a Ray of this search's own on this machine (never
+    one started by `ray start` here, which Ray's `init()` alone would join); one-line error if unreachable."""
     import ray
 
     if ray.is_initialized():
@@ -58,7 +59,7 @@ def init_ray(address: str | None) -> None:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+            ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = f"Ray cluster at {address}" if address else "a local Ray instance"
         raise AttnasError(f"cannot connect to {where}: {str(error).splitlines()[0][:200]}") from None

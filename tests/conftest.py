@@ -28,7 +28,7 @@ def ray_local():
     """A local Ray with two CPUs and no dashboard, shut down afterwards."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         yield ray
     finally:
@@ -42,7 +42,7 @@ def ray_module():
     Only for modules where no test needs its own Ray (a cluster, or a search that must start Ray itself)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         yield ray
     finally:

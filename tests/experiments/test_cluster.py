@@ -216,3 +216,23 @@ def test_a_cluster_that_loses_all_its_worker_nodes_stops_with_one_line(tmp_path,
     assert line.startswith("attnas: error: search 'cluster' stopped: resources.cpus: a trial asks for 1 CPUs and "
                            "0 GPUs, but no node of the Ray cluster offers that (the largest of its 1 live nodes "
                            "has 0 CPUs and 0 GPUs), and none joined within 3s")
+
+
+@pytest.mark.slow
+def test_a_search_without_address_starts_its_own_ray_beside_a_running_cluster(tmp_path, cluster, monkeypatch):
+    """A user with a cluster started on this machine (by `ray start` or, here, `Cluster`) who searches without
+    `--address` gets a Ray of their own, as the docs say: Ray's `init()` alone would join that cluster (whose only
+    node, the head, runs no trial) and refuse the CPU count."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    config = tmp_path / "local.yaml"
+    config.write_text(yaml.safe_dump(experiment(trace, budget={"trials": 2}, concurrency=1,
+                                                evaluator={"custom": "tests.experiments.test_cluster:score",
+                                                           "epochs": 1, "settings": {"sleep": 0, "trace": str(trace)}})))
+
+    assert main(["search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    trials = attnas.load_run(tmp_path / "runs" / "cluster").trials
+    assert [t.state for t in trials] == [COMPLETE] * 2
+    nodes = {line["node"] for t in trials for line in epochs_traced(trace, t.hash)}
+    assert len(nodes) == 1 and cluster.head_node.node_id not in nodes  # one node: not the cluster's
