@@ -27,8 +27,10 @@ search: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Two pytest workers, each taking whole test files (module fixtures such as a shared Ray stay in one process): the
+# end-to-end tests spend much of their time waiting on Ray, subprocesses and sleeps, so two halve the suite's time.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The search study (benchmarks/search_study.py, issue 9): searches, re-training, transfer, cost-aware search;
 # writes its section of benchmarks/RESULTS.md. `make study-quick` is the under-20-minute version.
