@@ -227,9 +227,9 @@ def test_a_search_without_address_starts_its_own_ray_beside_a_running_cluster(tm
     trace = tmp_path / "trace"
     trace.mkdir()
     config = tmp_path / "local.yaml"
-    config.write_text(yaml.safe_dump(experiment(trace, budget={"trials": 2}, concurrency=1,
-                                                evaluator={"custom": "tests.experiments.test_cluster:score",
-                                                           "epochs": 1, "settings": {"sleep": 0, "trace": str(trace)}})))
+    evaluator = {"custom": "tests.experiments.test_cluster:score", "epochs": 1,
+                 "settings": {"sleep": 0, "trace": str(trace)}}
+    config.write_text(yaml.safe_dump(experiment(trace, budget={"trials": 2}, concurrency=1, evaluator=evaluator)))
 
     assert main(["search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     trials = attnas.load_run(tmp_path / "runs" / "cluster").trials
