@@ -488,7 +488,7 @@ def _open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            return optuna.storages.RDBStorage(_as_template(url), engine_kwargs=_engine_kwargs(url))
         except Exception as error:
             lost_race = type(error).__name__ in ("IntegrityError", "ProgrammingError") or (
                 type(error).__name__ == "OperationalError" and "already exists" in str(error))
@@ -496,6 +496,13 @@ def _open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _as_template(url: str) -> str:
+    """`url` as Optuna reads it: a template whose `{SCHEMA_VERSION}` it fills in (`str.format`), so the braces of a
+    run folder's path (`runs/ablation{1}/`) must be doubled to stay braces. Only SQLite URLs: those attnas makes from
+    a path; a URL the user wrote keeps Optuna's meaning."""
+    return url.replace("{", "{{").replace("}", "}}") if url.startswith("sqlite:") else url
 
 
 def _require_database_file(storage: str) -> None:

@@ -206,13 +206,14 @@ def test_search_stops_at_once_when_no_node_offers_a_trials_resources(tmp_path, r
 def relocated(finished_tiny_run, tmp_path_factory):
     """The finished run (2 trials, conftest.py) moved (mv: its first place gone), a copy of the moved folder (cp -a),
     and that copy resumed twice: as it is (its budget of 2 trials spent), then with `--trials 3`. One resume with
-    training serves the tests of the moved folder and of the overrides."""
+    training serves the tests of the moved folder and of the overrides. The copy's name has braces, which Optuna
+    would read as a placeholder of its storage URL template."""
     folder = tmp_path_factory.mktemp("relocated")
     shutil.copytree(finished_tiny_run, folder / "original", symlinks=True)
     (folder / "elsewhere").mkdir()
     moved = folder / "elsewhere" / "moved"
     shutil.move(folder / "original", moved)
-    copy = folder / "copy"
+    copy = folder / "copy{1}"
     shutil.copytree(moved, copy, symlinks=True)  # cp -a
     budget_before = yaml.safe_load((copy / "experiment.yaml").read_text())["budget"]["trials"]
     spent = cli("resume", str(copy), "--quiet")
